@@ -1,0 +1,90 @@
+# Shared helpers: config validation, target lists, resources. Named functions, no lambdas.
+import json
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from ntkvae.config import ConfigError, run_model, run_settings, validate_config  # noqa: E402
+
+try:
+    _validated = validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_validated)
+
+# Every step runs the workflow's own package (python -m ntkvae.<step>), whatever is
+# installed in the environment. Snakemake clears PYTHONPATH for conda jobs before the
+# shell starts, so it is set inside the shell, in the prefix of every command.
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH={}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ".format(
+        shlex.quote(str(Path(workflow.basedir) / "src"))
+    )
+)
+DATASETS = {d["name"]: d for d in config["datasets"]}
+OFFLINE_DATASETS = ("digits", "sprites")
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    run="|".join(config["runs"]),
+    width=r"\d+",
+
+
+def dataset_n(wildcards):
+    return DATASETS[wildcards.dataset]["n"]
+
+
+def dataset_seed(wildcards):
+    return DATASETS[wildcards.dataset]["seed"]
+
+
+def dataset_center_flag(wildcards):
+    return "" if DATASETS[wildcards.dataset]["center"] else "--no-center"
+
+
+def run_widths(run):
+    return run_model(config, run)["widths"]
+
+
+def train_outputs(dataset, run):
+    return [f"results/train/{dataset}/{run}/w{width}.h5" for width in run_widths(run)]
+
+
+def train_model_json(wildcards):
+    return shlex.quote(json.dumps(run_model(config, wildcards.run), sort_keys=True))
+
+
+def train_settings_json(wildcards):
+    return shlex.quote(json.dumps(run_settings(config, wildcards.run), sort_keys=True))
+
+
+def train_mem_mb(wildcards, attempt):
+    """Memory of a training job: parameters, optimizer state and activations, per seed."""
+    width = int(wildcards.width)
+    seeds = len(run_settings(config, wildcards.run)["seeds"])
+    params = 5 * width * max(width, 4096)
+    return int((2000 + 16 * seeds * params / 1e6) * (1.5 ** (attempt - 1)))
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for a training job on one GPU, doubled on each retry."""
+    width = int(wildcards.width)
+    settings = run_settings(config, wildcards.run)
+    estimate = 10 + settings["steps"] * len(settings["seeds"]) * (width / 4096) ** 2 * 0.05
+    return int(estimate * 2 ** (attempt - 1))
+
+
+def convergence_inputs(wildcards):
+    return [
+        path
+        for run in config["figures"]["convergence_runs"]
+        for path in train_outputs(wildcards.dataset, run)
+    ]
+
+
+def all_figures():
+    return expand(
+        "results/figures/f1_convergence_{dataset}.{ext}", dataset=DATASETS, ext=("pdf", "png")
+    )

@@ -1,0 +1,28 @@
+# Training: one job per (dataset, run, width) trains every seed of that width together
+# (vmapped, one jitted step) and writes results/train/<dataset>/<run>/w<width>.h5.
+
+
+rule train:
+    """Train all seeds of one width; checkpoints allow resuming after preemption."""
+    input:
+        data="results/data/{dataset}.h5",
+    output:
+        run="results/train/{dataset}/{run}/w{width}.h5",
+    log:
+        "results/logs/train/{dataset}/{run}/w{width}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{run}/w{width}.tsv"
+    params:
+        model=train_model_json,
+        training=train_settings_json,
+        checkpoint="results/checkpoints/{dataset}/{run}/w{width}.npz",
+    threads: 2
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+    conda:
+        "../envs/jax-cpu.yaml"
+    shell:
+        "python -m ntkvae.train --data {input.data} --width {wildcards.width} --run {wildcards.run} "
+        "--model {params.model} --training {params.training} "
+        "--checkpoint {params.checkpoint} --out {output.run} > {log} 2>&1"

@@ -1,0 +1,126 @@
+"""The over-parameterized stochastic VAE of SPEC section 2, in NTK parameterization.
+
+Parameters are a plain dict pytree of arrays, all initialized N(0, 1); the scale
+sigma_w / sqrt(fan_in) is applied in the forward pass (NTK parameterization), so the
+same weights define the finite network and, as width grows, the kernel of
+`ntkvae.kernels`. Inputs are rows: x has shape (n, d).
+
+    h1 = phi(sigma_w W1 x / sqrt(d))
+    mu = sigma_w Wmu h1 / sqrt(m),   s = sigma_w Wsigma h1 / sqrt(m)
+    z  = mu + exp(s / 2) * eps,      eps ~ N(0, I), fresh per example
+    h3 = phi(sigma_w W3 z / sqrt(m_z))
+    xhat = sigma_w W4 h3 / sqrt(m)
+
+With `bias: true` each pre-activation gets `+ bias_std * b`, b ~ N(0, 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+# Weight groups in forward order; these names are the public parameter-group names.
+WEIGHT_GROUPS = ("W1", "Wmu", "Wsigma", "W3", "W4")
+BIAS_GROUPS = ("b1", "bmu", "bsigma", "b3", "b4")
+
+ACTIVATIONS: dict[str, Callable] = {
+    "erf": jax.scipy.special.erf,
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "softplus": jax.nn.softplus,
+    "gelu": lambda u: jax.nn.gelu(u, approximate=False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """The `model` section of the config, less the width list."""
+
+    activation: str = "erf"
+    weight_std: float = 1.0
+    bias: bool = False
+    bias_std: float = 0.1
+    latent_width: str | int = "same"
+
+    @classmethod
+    def from_config(cls, model: Mapping) -> "Architecture":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in model.items() if k in fields})
+
+    def latent_dim(self, width: int) -> int:
+        """m_z: equal to the hidden width ("same") or a fixed integer."""
+        return int(width) if self.latent_width == "same" else int(self.latent_width)
+
+    @property
+    def phi(self) -> Callable:
+        return ACTIVATIONS[self.activation]
+
+    def groups(self) -> tuple[str, ...]:
+        return WEIGHT_GROUPS + (BIAS_GROUPS if self.bias else ())
+
+
+def param_shapes(arch: Architecture, d: int, width: int) -> dict[str, tuple[int, ...]]:
+    """Shapes of every parameter; weights are (fan_out, fan_in)."""
+    m, mz = int(width), arch.latent_dim(width)
+    shapes = {"W1": (m, d), "Wmu": (mz, m), "Wsigma": (mz, m), "W3": (m, mz), "W4": (d, m)}
+    if arch.bias:
+        shapes.update({"b1": (m,), "bmu": (mz,), "bsigma": (mz,), "b3": (m,), "b4": (d,)})
+    return shapes
+
+
+def init_params(key: jax.Array, arch: Architecture, d: int, width: int, dtype=jnp.float32) -> dict:
+    """All parameters N(0, 1), one independent key per group (stable under adding groups)."""
+    shapes = param_shapes(arch, d, width)
+    return {
+        name: jax.random.normal(jax.random.fold_in(key, i), shape, dtype)
+        for i, (name, shape) in enumerate(sorted(shapes.items()))
+    }
+
+
+def _dense(params: Mapping, w: str, b: str, inputs: jax.Array, arch: Architecture) -> jax.Array:
+    fan_in = inputs.shape[-1]
+    out = arch.weight_std * inputs @ params[w].T / jnp.sqrt(fan_in).astype(inputs.dtype)
+    if arch.bias:
+        out = out + arch.bias_std * params[b]
+    return out
+
+
+def encode(params: Mapping, x: jax.Array, arch: Architecture) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Encoder: returns (h1, mu, s) with s the log-variance of q(z|x)."""
+    h1 = arch.phi(_dense(params, "W1", "b1", x, arch))
+    mu = _dense(params, "Wmu", "bmu", h1, arch)
+    s = _dense(params, "Wsigma", "bsigma", h1, arch)
+    return h1, mu, s
+
+
+def decode(params: Mapping, z: jax.Array, arch: Architecture) -> jax.Array:
+    """Decoder: latent z (n, m_z) to reconstruction (n, d), linear output."""
+    h3 = arch.phi(_dense(params, "W3", "b3", z, arch))
+    return _dense(params, "W4", "b4", h3, arch)
+
+
+def forward(params: Mapping, x: jax.Array, eps: jax.Array, arch: Architecture) -> dict[str, jax.Array]:
+    """Full stochastic forward pass with given noise eps (n, m_z) (reparameterization)."""
+    _, mu, s = encode(params, x, arch)
+    z = mu + jnp.exp(0.5 * s) * eps
+    return {"xhat": decode(params, z, arch), "mu": mu, "logvar": s, "z": z}
+
+
+def sample_noise(key: jax.Array, n: int, arch: Architecture, width: int, dtype=jnp.float32) -> jax.Array:
+    """Fresh standard normal noise, one independent row per example."""
+    return jax.random.normal(key, (n, arch.latent_dim(width)), dtype)
+
+
+def mean_output(params: Mapping, x: jax.Array, key: jax.Array, arch: Architecture, width: int, samples: int) -> jax.Array:
+    """Monte-Carlo estimate of the noise-averaged output E_eps[xhat(x; eps)]."""
+    _, mu, s = encode(params, x, arch)
+    sd = jnp.exp(0.5 * s)
+
+    def one(k):
+        eps = sample_noise(k, x.shape[0], arch, width, x.dtype)
+        return decode(params, mu + sd * eps, arch)
+
+    return jnp.mean(jax.lax.map(one, jax.random.split(key, samples)), axis=0)

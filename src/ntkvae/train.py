@@ -1,0 +1,223 @@
+"""CLI: train all seeds of one width on one dataset and write the run's HDF5 file.
+
+    python -m ntkvae.train --data results/data/digits.h5 --width 256 \
+        --config config.yaml --run mse --out results/train/digits/mse/w256.h5
+
+Snakemake passes the resolved `--model` and `--training` JSON instead of `--config/--run`,
+so that a job reruns exactly when its own settings change. With `--checkpoint`, the job
+saves its state every `checkpoint_every` steps and on SIGTERM (preemption), and resumes
+from that file when started again; the final file equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import signal
+import sys
+import time
+
+import jax
+import numpy as np
+
+from . import config as C
+from . import datasets, io
+from . import model as M
+from .training import DivergenceError, Progress, Settings, Trainer, first_divergence, log_points
+
+log = logging.getLogger("ntkvae.train")
+
+EXIT_PREEMPTED = 143
+
+
+class Preempted(SystemExit):
+    pass
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ntkvae.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="dataset HDF5 file (results/data/<name>.h5)")
+    p.add_argument("--width", type=int, required=True, help="hidden width m")
+    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--config", help="config YAML (with --run), validated against the schema")
+    p.add_argument("--run", help="name of the run in the config's `runs` section")
+    p.add_argument("--model", help="resolved `model` section as JSON (instead of --config)")
+    p.add_argument("--training", help="resolved training settings as JSON (instead of --config)")
+    p.add_argument("--checkpoint", help="scratch file for checkpoints (enables resume)")
+    args = p.parse_args(argv)
+    if args.config:
+        cfg = C.load_config(args.config)
+        run = args.run or next(iter(cfg["runs"]))
+        args.model_cfg, args.training_cfg = C.run_model(cfg, run), C.run_settings(cfg, run)
+        args.run = run
+    elif args.model and args.training:
+        args.model_cfg, args.training_cfg = json.loads(args.model), json.loads(args.training)
+    else:
+        p.error("give either --config (and --run) or both --model and --training")
+    return args
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+def _fingerprint(model_cfg, training_cfg, width, data_path) -> str:
+    keep = {k: v for k, v in training_cfg.items() if k not in ("progress_seconds", "checkpoint_every", "description")}
+    blob = json.dumps([model_cfg, keep, width, os.path.abspath(data_path)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: pathlib.Path, state: dict, history: dict, fingerprint: str) -> None:
+    leaves = jax.tree_util.tree_leaves({k: v for k, v in state.items() if k != "step"})
+    arrays = {f"leaf{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    arrays.update({f"hist_{k}": np.asarray(v) for k, v in history.items() if k != "evals"})
+    evals = {f"eval_{i}": json.dumps(jax.tree.map(lambda a: np.asarray(a).tolist(), e)) for i, e in enumerate(history["evals"])}
+    meta = json.dumps({"fingerprint": fingerprint, "step": state["step"], "evals": evals})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, meta=np.array(meta), **arrays)
+    os.replace(tmp, path)
+    log.info("checkpoint written at step %d to %s", state["step"], path)
+
+
+def load_checkpoint(path: pathlib.Path, state: dict, fingerprint: str) -> dict | None:
+    """Restore `state` in place from `path`; returns the history, or None if unusable."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta["fingerprint"] != fingerprint:
+                log.warning("checkpoint %s belongs to other settings; starting afresh", path)
+                return None
+            tree = {k: v for k, v in state.items() if k != "step"}
+            leaves, treedef = jax.tree_util.tree_flatten(tree)
+            restored = [jax.numpy.asarray(z[f"leaf{i}"]) for i in range(len(leaves))]
+            history = {k[5:]: list(z[k]) if k == "hist_metrics" else z[k] for k in z.files if k.startswith("hist_")}
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("checkpoint %s is unreadable (%s); starting afresh", path, err)
+        return None
+    state.update(jax.tree_util.tree_unflatten(treedef, restored))
+    state["step"] = int(meta["step"])
+    history["metrics"] = [np.asarray(m) for m in history.get("metrics", [])]
+    evals = meta["evals"]
+    history["evals"] = [jax.tree.map(np.asarray, json.loads(evals[f"eval_{i}"]), is_leaf=lambda v: isinstance(v, list))
+                        for i in range(len(evals))]
+    log.info("resumed from checkpoint %s at step %d", path, state["step"])
+    return history
+
+
+# ---------------------------------------------------------------------- main loop
+
+def train(args) -> None:
+    arch = M.Architecture.from_config(args.model_cfg)
+    settings = Settings.from_config(args.training_cfg)
+    x, data_attrs = datasets.load_inputs(args.data)
+    device = jax.devices()[0]
+    label = f"[{data_attrs.get('dataset', '?')} w={args.width}]"
+    log.info("%s training %d seeds on %d examples (d=%d) on %s (%s)", label, len(settings.seeds), x.shape[0],
+             x.shape[1], device.platform, device.device_kind)
+
+    trainer = Trainer(arch, args.width, settings, x)
+    state = trainer.init_state()
+    fingerprint = _fingerprint(args.model_cfg, args.training_cfg, args.width, args.data)
+    ckpt = pathlib.Path(args.checkpoint) if args.checkpoint else None
+    history = (load_checkpoint(ckpt, state, fingerprint) if ckpt else None) or {"metrics": [], "evals": []}
+    if not history["evals"]:
+        history["evals"].append(trainer.evaluate(state))
+
+    stop = {"signal": None}
+
+    def on_term(signum, _frame):
+        stop["signal"] = signum
+        log.warning("received signal %d: will checkpoint and stop at the next chunk boundary", signum)
+
+    if ckpt:
+        signal.signal(signal.SIGTERM, on_term)
+
+    points = log_points(settings.steps, settings.log_every)
+    progress = Progress(settings.steps, settings.progress_seconds, label, start_step=state["step"])
+    last_ckpt = state["step"]
+    diverged: dict[int, tuple[int, float]] = {}
+    for start, end in zip(points[:-1], points[1:]):
+        if end <= state["step"]:
+            continue
+        metrics = trainer.run_chunk(state, end - start)
+        history["metrics"].append(metrics)
+        for pos, step, value in first_divergence(metrics, start):
+            if pos not in diverged:
+                diverged[pos] = (step, value)
+                msg = (f"training diverged: width {args.width}, seed {settings.seeds[pos]}: objective became "
+                       f"{value} at step {step}")
+                if settings.on_divergence == "fail":
+                    raise DivergenceError(msg + " (lower the learning rate, or set on_divergence: record)")
+                log.warning("%s (recorded, on_divergence: record)", msg)
+        evals = trainer.evaluate(state)
+        history["evals"].append(evals)
+        progress.update(state["step"], {"objective": float(np.nanmean(metrics[:, -1, 0])),
+                                        "mean_fn_mse": float(np.nanmean(evals["mean_function_mse"]))},
+                        force=state["step"] == settings.steps)
+        if ckpt and (stop["signal"] or (settings.checkpoint_every and state["step"] - last_ckpt >= settings.checkpoint_every)):
+            save_checkpoint(ckpt, state, history, fingerprint)
+            last_ckpt = state["step"]
+            if stop["signal"]:
+                raise Preempted(EXIT_PREEMPTED)
+
+    write_output(args, trainer, state, history, data_attrs, diverged, device)
+    if ckpt and ckpt.exists():
+        ckpt.unlink()
+
+
+def write_output(args, trainer: Trainer, state, history, data_attrs, diverged, device) -> None:
+    settings = trainer.settings
+    metrics = np.concatenate(history["metrics"], axis=1)            # (seeds, steps, 3)
+    evals = jax.tree.map(lambda *a: np.stack(a, axis=-1), *history["evals"])  # leaves (seeds, points)
+    count = min(settings.reconstructions, trainer.n)
+    recon = trainer.reconstructions(state, count) if count else None
+    cfg = {"dataset": data_attrs.get("dataset"), "run": args.run, "width": args.width, "model": args.model_cfg,
+           "training": args.training_cfg}
+    attrs = io.provenance(cfg, dataset=str(data_attrs.get("dataset", "")), run=str(args.run or ""),
+                          width=int(args.width), latent_width=int(trainer.latent), seeds=list(settings.seeds),
+                          n=int(trainer.n), d=int(trainer.d), objective=settings.objective,
+                          device=f"{device.platform}:{device.device_kind}", data_file=str(args.data),
+                          data_git_commit=str(data_attrs.get("git_commit", "")),
+                          diverged={str(settings.seeds[p]): s for p, (s, _) in diverged.items()})
+    with io.atomic_h5(args.out, attrs) as f:
+        f["seeds"] = np.asarray(settings.seeds)
+        f["train/step"] = np.arange(metrics.shape[1])
+        f["train/objective"] = metrics[..., 0]
+        f["train/mse"] = metrics[..., 1]
+        f["train/kl"] = metrics[..., 2]
+        f["eval/step"] = np.asarray(log_points(settings.steps, settings.log_every))
+        for key in ("mean_function_mse", "expected_mse", "noise_floor", "kl"):
+            f[f"eval/{key}"] = evals[key]
+        for group, value in evals["weight_change"].items():
+            f[f"weight_change/{group}"] = value
+        if recon is not None:
+            f["reconstructions/index"] = np.arange(count)
+            f["reconstructions/mean"] = recon["mean"]
+            f["reconstructions/sample"] = recon["sample"]
+    log.info("wrote %s", args.out)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # the TPU probe is noise here
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        train(args)
+    except (DivergenceError, io.InputFileError, C.ConfigError) as err:
+        log.error("%s", err)
+        return 1
+    except Preempted:
+        log.warning("stopped after checkpoint; rerun the same command to resume")
+        return EXIT_PREEMPTED
+    log.info("done in %.1f s", time.perf_counter() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

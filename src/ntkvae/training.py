@@ -1,0 +1,236 @@
+"""Full-batch training of all seeds of one width: one jitted, vmapped step, scanned.
+
+The loop is split into chunks of `log_every` steps. Each chunk is one jitted call: a
+`lax.scan` over its steps of a step function vmapped over seeds. Between chunks the
+Python side evaluates (also jitted and vmapped), reports progress, checks for divergence
+and, when asked, writes a checkpoint. Noise for step t of a seed is drawn from
+`fold_in(noise_key, t)`, so a run resumed from a checkpoint draws exactly the same noise
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import model as M
+from . import objectives
+
+log = logging.getLogger("ntkvae.training")
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Training settings of one run (the resolved `training` section plus run overrides)."""
+
+    objective: str = "mse"
+    optimizer: str = "sgd"
+    learning_rate: float = 1.0
+    steps: int = 300
+    seeds: tuple[int, ...] = (0, 1, 2)
+    beta: float = 1.0
+    kl_scaling: str = "inv_sqrt_width"
+    train_sigma: bool = False
+    log_every: int = 10
+    eval_noise_samples: int = 32
+    reconstructions: int = 8
+    checkpoint_every: int = 0
+    on_divergence: str = "fail"
+    progress_seconds: float = 10.0
+
+    @classmethod
+    def from_config(cls, training: Mapping) -> "Settings":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in training.items() if k in fields}
+        if "seeds" in values:
+            values["seeds"] = tuple(int(s) for s in values["seeds"])
+        return cls(**values)
+
+
+def make_optimizer(settings: Settings, params: Mapping) -> optax.GradientTransformation:
+    """optax SGD or Adam; with train_sigma false, the variance weights get zero updates."""
+    if settings.optimizer == "sgd":
+        base = optax.sgd(settings.learning_rate)
+    elif settings.optimizer == "adam":
+        base = optax.adam(settings.learning_rate)
+    else:
+        raise ValueError(f"unknown optimizer {settings.optimizer!r}")
+    if settings.train_sigma:
+        return base
+    labels = {k: ("frozen" if k in ("Wsigma", "bsigma") else "trained") for k in params}
+    return optax.multi_transform({"trained": base, "frozen": optax.set_to_zero()}, labels)
+
+
+def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(init, training noise, evaluation noise) keys of one seed."""
+    root = jax.random.PRNGKey(seed)
+    return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+
+
+class Trainer:
+    """Compiled step, chunk and evaluation functions for one (architecture, width, settings, data)."""
+
+    def __init__(self, arch: M.Architecture, width: int, settings: Settings, x: np.ndarray):
+        self.arch, self.width, self.settings = arch, int(width), settings
+        self.x = jnp.asarray(x, jnp.float32)
+        self.n, self.d = self.x.shape
+        self.latent = arch.latent_dim(width)
+        template = M.init_params(jax.random.PRNGKey(0), arch, self.d, 1)
+        self.optimizer = make_optimizer(settings, template)
+        self._chunks: dict[int, Callable] = {}
+        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, 0, 0, None)))
+
+    # ------------------------------------------------------------------ state
+
+    def init_state(self) -> dict:
+        """Stacked (over seeds) parameters, optimizer state and keys at step 0."""
+        per_seed = []
+        for seed in self.settings.seeds:
+            k_init, k_noise, k_eval = seed_keys(seed)
+            params = M.init_params(k_init, self.arch, self.d, self.width)
+            per_seed.append({"params": params, "noise_key": k_noise, "eval_key": k_eval})
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *per_seed)
+        opt_state = jax.vmap(self.optimizer.init)(stacked["params"])
+        # params0 is a copy: the chunk function donates (reuses) the buffers of params.
+        params0 = jax.tree.map(jnp.copy, stacked["params"])
+        return {"params": stacked["params"], "params0": params0, "opt_state": opt_state,
+                "noise_key": stacked["noise_key"], "eval_key": stacked["eval_key"], "step": 0}
+
+    # ------------------------------------------------------------------ training
+
+    def _loss(self, params, eps):
+        out = M.forward(params, self.x, eps, self.arch)
+        return objectives.objective(out, self.x, kind=self.settings.objective, beta=self.settings.beta,
+                                    kl_scaling=self.settings.kl_scaling)
+
+    def _step_one(self, params, opt_state, noise_key, step):
+        eps = M.sample_noise(jax.random.fold_in(noise_key, step), self.n, self.arch, self.width)
+        (loss, parts), grads = jax.value_and_grad(self._loss, has_aux=True)(params, eps)
+        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, jnp.stack([loss, parts["mse"], parts["kl"]])
+
+    def _chunk_fn(self, length: int) -> Callable:
+        if length not in self._chunks:
+            step_all = jax.vmap(self._step_one, in_axes=(0, 0, 0, None))
+
+            def chunk(params, opt_state, noise_key, start):
+                def body(carry, step):
+                    p, o = carry
+                    p, o, metrics = step_all(p, o, noise_key, step)
+                    return (p, o), metrics
+
+                (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), start + jnp.arange(length))
+                return params, opt_state, jnp.moveaxis(metrics, 0, 1)  # (seeds, length, 3)
+
+            self._chunks[length] = jax.jit(chunk, donate_argnums=(0, 1))
+        return self._chunks[length]
+
+    def run_chunk(self, state: dict, length: int) -> np.ndarray:
+        """Advance `state` by `length` steps in place; returns per-step metrics (seeds, length, 3)."""
+        fn = self._chunk_fn(length)
+        state["params"], state["opt_state"], metrics = fn(state["params"], state["opt_state"], state["noise_key"],
+                                                          jnp.int32(state["step"]))
+        state["step"] += length
+        return np.asarray(metrics)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _evaluate_one(self, params, params0, eval_key, step):
+        """Noise-averaged metrics of one seed at one logged step."""
+        _, mu, s = M.encode(params, self.x, self.arch)
+        sd = jnp.exp(0.5 * s)
+        key = jax.random.fold_in(eval_key, step)
+
+        def draw(carry, k):
+            total, mse_sum = carry
+            eps = M.sample_noise(k, self.n, self.arch, self.width)
+            xhat = M.decode(params, mu + sd * eps, self.arch)
+            return (total + xhat, mse_sum + objectives.reconstruction_loss(xhat, self.x)), None
+
+        zero = (jnp.zeros_like(self.x), jnp.zeros((), self.x.dtype))
+        (total, mse_sum), _ = jax.lax.scan(draw, zero, jax.random.split(key, self.settings.eval_noise_samples))
+        k = self.settings.eval_noise_samples
+        mean_out = total / k
+        # Unbiased split: expected MSE = mean-function residual + noise floor (variance of xhat).
+        expected = mse_sum / k
+        residual = objectives.reconstruction_loss(mean_out, self.x)
+        kl = jnp.mean(objectives.kl_divergence(mu, s))
+        change = {g: jnp.linalg.norm(params[g] - params0[g]) / jnp.linalg.norm(params0[g]) for g in params}
+        return {"mean_function_mse": residual, "expected_mse": expected, "noise_floor": expected - residual,
+                "kl": kl, "weight_change": change}
+
+    def evaluate(self, state: dict) -> dict:
+        out = self._evaluate(state["params"], state["params0"], state["eval_key"], jnp.int32(state["step"]))
+        return jax.tree.map(np.asarray, out)
+
+    def reconstructions(self, state: dict, count: int) -> dict:
+        """Noise-averaged and single-draw reconstructions of the first `count` examples, per seed."""
+        xs = self.x[:count]
+
+        def one(params, eval_key):
+            key = jax.random.fold_in(eval_key, 2**31 - 1)  # a step number no evaluation uses
+            mean = M.mean_output(params, xs, key, self.arch, self.width, self.settings.eval_noise_samples)
+            eps = M.sample_noise(jax.random.fold_in(key, 1), count, self.arch, self.width)
+            return {"mean": mean, "sample": M.forward(params, xs, eps, self.arch)["xhat"]}
+
+        out = jax.jit(jax.vmap(one))(state["params"], state["eval_key"])
+        return jax.tree.map(np.asarray, out)
+
+
+def first_divergence(metrics: np.ndarray, start: int) -> list[tuple[int, int, float]]:
+    """(seed position, step, value) of the first non-finite objective of each diverged seed."""
+    found = []
+    for pos in range(metrics.shape[0]):
+        bad = np.flatnonzero(~np.isfinite(metrics[pos, :, 0]))
+        if bad.size:
+            found.append((pos, start + int(bad[0]), float(metrics[pos, bad[0], 0])))
+    return found
+
+
+def log_points(steps: int, log_every: int) -> list[int]:
+    """Steps at which the run is evaluated: 0, log_every, 2 log_every, ..., and the last step."""
+    points = list(range(0, steps, log_every))
+    return points + [steps]
+
+
+def format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Progress lines to the log at a steady rhythm (every `interval` seconds, and the last step)."""
+
+    def __init__(self, total_steps: int, interval: float, label: str, start_step: int = 0):
+        self.total, self.interval, self.label = total_steps, interval, label
+        self.t0 = time.perf_counter()
+        self.start_step = start_step
+        self.last = -math.inf
+
+    def update(self, step: int, metrics: Mapping[str, float], force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        done = step - self.start_step
+        rate = done / (now - self.t0) if now > self.t0 and done > 0 else float("nan")
+        left = (self.total - step) / rate if rate and rate == rate and rate > 0 else float("nan")
+        parts = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        log.info("%s step %d/%d %s | %.1f steps/s, %s left", self.label, step, self.total, parts, rate,
+                 format_seconds(left))
