@@ -88,3 +88,43 @@ def all_figures():
     return expand(
         "results/figures/f1_convergence_{dataset}.{ext}", dataset=DATASETS, ext=("pdf", "png")
     )
+
+
+# ---------------------------------------------------------------- compute (CPU or GPU)
+# Training and kernel jobs run JAX. compute.accelerator picks their conda env and whether
+# they ask for a GPU; `gpu` is a standard resource: locally the global limit in
+# profiles/default lets one such job at a time use a card, on SLURM it becomes --gpus=1.
+
+
+def visible_gpu_count():
+    """Number of NVIDIA GPUs that nvidia-smi lists on the machine running Snakemake (0 if none)."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+
+
+def resolve_accelerator(setting):
+    """'cpu' or 'gpu' from the config value (auto: gpu when this machine has one)."""
+    if setting == "auto":
+        return "gpu" if visible_gpu_count() > 0 else "cpu"
+    return setting
+
+
+ACCELERATOR = resolve_accelerator(config["compute"]["accelerator"])
+# conda: paths are relative to the .smk file of the rule; every rules/*.smk sits beside this one.
+JAX_ENV = "../envs/jax-gpu.yaml" if ACCELERATOR == "gpu" else "../envs/jax-cpu.yaml"
+
+
+def jax_gpus(wildcards):
+    """GPUs one training or kernel job asks for: 1 on the GPU path, 0 (none) on CPU."""
+    return 1 if ACCELERATOR == "gpu" else 0

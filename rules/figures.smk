@@ -4,6 +4,8 @@
 
 rule figure_convergence:
     """F1: training loss vs step per width, mean-function residual and noise floor."""
+    # Cheap: on a cluster it runs on the login node instead of waiting in the queue.
+    localrule: True
     input:
         runs=convergence_inputs,
         code="src/ntkvae/figures/convergence.py",

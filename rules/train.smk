@@ -20,8 +20,9 @@ rule train:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+        gpu=jax_gpus,
     conda:
-        "../envs/jax-cpu.yaml"
+        JAX_ENV
     shell:
         "python -m ntkvae.train --data {input.data} --width {wildcards.width} --run {wildcards.run} "
         "--model {params.model} --training {params.training} "
