@@ -20,6 +20,7 @@ import pathlib
 import signal
 import sys
 import time
+import zipfile
 
 import jax
 import numpy as np
@@ -32,6 +33,10 @@ from .training import DivergenceError, Progress, Settings, Trainer, first_diverg
 log = logging.getLogger("ntkvae.train")
 
 EXIT_PREEMPTED = 143
+# With checkpoint_every 0, a checkpoint is written at the first log point after this many
+# seconds of training since the last one: short runs never pay for it, long ones lose at
+# most this much to a SIGKILL (a SIGTERM always checkpoints).
+CHECKPOINT_SECONDS = 600.0
 
 
 class Preempted(SystemExit):
@@ -63,18 +68,52 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ---------------------------------------------------------------------- checkpoints
 
-def _fingerprint(model_cfg, training_cfg, width, data_path) -> str:
+def _fingerprint(model_cfg, training_cfg, width, x: np.ndarray) -> str:
+    """What a checkpoint must match to be resumed: settings, width and the data's content.
+
+    The data enter by content, not by path: a dataset regenerated at the same path (another
+    n or seed) must not resume a checkpoint trained on the old one, and a moved working
+    directory should still resume."""
     keep = {k: v for k, v in training_cfg.items() if k not in ("progress_seconds", "checkpoint_every", "description")}
-    blob = json.dumps([model_cfg, keep, width, os.path.abspath(data_path)], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    blob = json.dumps([model_cfg, keep, width, list(x.shape), str(x.dtype)], sort_keys=True, default=str)
+    digest = hashlib.sha256(blob.encode())
+    digest.update(np.ascontiguousarray(x).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[prefix + key] = np.asarray(value)
+    return flat
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split("/")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
 
 
 def save_checkpoint(path: pathlib.Path, state: dict, history: dict, fingerprint: str) -> None:
+    """Write state and history to `path` atomically (a kill while writing leaves the old one).
+
+    Arrays are stored as they are (dtype kept), so a resumed run writes the same bytes as an
+    uninterrupted one: the per-step metrics as one array (seeds, steps, 3), and each
+    evaluated quantity stacked over the evaluations so far, (seeds, evaluations)."""
     leaves = jax.tree_util.tree_leaves({k: v for k, v in state.items() if k != "step"})
     arrays = {f"leaf{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    arrays.update({f"hist_{k}": np.asarray(v) for k, v in history.items() if k != "evals"})
-    evals = {f"eval_{i}": json.dumps(jax.tree.map(lambda a: np.asarray(a).tolist(), e)) for i, e in enumerate(history["evals"])}
-    meta = json.dumps({"fingerprint": fingerprint, "step": state["step"], "evals": evals})
+    arrays["metrics"] = np.concatenate(history["metrics"], axis=1)
+    stacked = jax.tree.map(lambda *a: np.stack(a, axis=-1), *history["evals"])
+    arrays.update({f"eval/{k}": v for k, v in _flatten(stacked).items()})
+    meta = json.dumps({"fingerprint": fingerprint, "step": int(state["step"]), "evaluations": len(history["evals"])})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, meta=np.array(meta), **arrays)
@@ -90,23 +129,23 @@ def load_checkpoint(path: pathlib.Path, state: dict, fingerprint: str) -> dict |
         with np.load(path) as z:
             meta = json.loads(str(z["meta"]))
             if meta["fingerprint"] != fingerprint:
-                log.warning("checkpoint %s belongs to other settings; starting afresh", path)
+                log.warning("checkpoint %s belongs to other settings or data; starting afresh", path)
                 return None
             tree = {k: v for k, v in state.items() if k != "step"}
             leaves, treedef = jax.tree_util.tree_flatten(tree)
             restored = [jax.numpy.asarray(z[f"leaf{i}"]) for i in range(len(leaves))]
-            history = {k[5:]: list(z[k]) if k == "hist_metrics" else z[k] for k in z.files if k.startswith("hist_")}
-    except (OSError, ValueError, KeyError) as err:
+            if any(r.shape != np.shape(l) or r.dtype != l.dtype for r, l in zip(restored, leaves)):
+                raise ValueError("array shapes or types differ from this run's state")
+            metrics = z["metrics"]
+            stacked = _unflatten({k[len("eval/"):]: z[k] for k in z.files if k.startswith("eval/")})
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # truncated or foreign file
         log.warning("checkpoint %s is unreadable (%s); starting afresh", path, err)
         return None
     state.update(jax.tree_util.tree_unflatten(treedef, restored))
     state["step"] = int(meta["step"])
-    history["metrics"] = [np.asarray(m) for m in history.get("metrics", [])]
-    evals = meta["evals"]
-    history["evals"] = [jax.tree.map(np.asarray, json.loads(evals[f"eval_{i}"]), is_leaf=lambda v: isinstance(v, list))
-                        for i in range(len(evals))]
+    evals = [jax.tree.map(lambda a, i=i: a[..., i], stacked) for i in range(int(meta["evaluations"]))]
     log.info("resumed from checkpoint %s at step %d", path, state["step"])
-    return history
+    return {"metrics": [metrics], "evals": evals}
 
 
 # ---------------------------------------------------------------------- main loop
@@ -122,7 +161,7 @@ def train(args) -> None:
 
     trainer = Trainer(arch, args.width, settings, x)
     state = trainer.init_state()
-    fingerprint = _fingerprint(args.model_cfg, args.training_cfg, args.width, args.data)
+    fingerprint = _fingerprint(args.model_cfg, args.training_cfg, args.width, x)
     ckpt = pathlib.Path(args.checkpoint) if args.checkpoint else None
     history = (load_checkpoint(ckpt, state, fingerprint) if ckpt else None) or {"metrics": [], "evals": []}
     if not history["evals"]:
@@ -139,8 +178,11 @@ def train(args) -> None:
 
     points = log_points(settings.steps, settings.log_every)
     progress = Progress(settings.steps, settings.progress_seconds, label, start_step=state["step"])
-    last_ckpt = state["step"]
+    last_ckpt, last_ckpt_time = state["step"], time.monotonic()
     diverged: dict[int, tuple[int, float]] = {}
+    if history["metrics"]:  # divergences recorded before the checkpoint are kept
+        for pos, step, value in first_divergence(np.concatenate(history["metrics"], axis=1), 0):
+            diverged[pos] = (step, value)
     for start, end in zip(points[:-1], points[1:]):
         if end <= state["step"]:
             continue
@@ -159,9 +201,15 @@ def train(args) -> None:
         progress.update(state["step"], {"objective": float(np.nanmean(metrics[:, -1, 0])),
                                         "mean_fn_mse": float(np.nanmean(evals["mean_function_mse"]))},
                         force=state["step"] == settings.steps)
-        if ckpt and (stop["signal"] or (settings.checkpoint_every and state["step"] - last_ckpt >= settings.checkpoint_every)):
+        if not ckpt or state["step"] == settings.steps:
+            continue  # at the last step the output is written at once: no checkpoint needed
+        if settings.checkpoint_every:
+            due = state["step"] - last_ckpt >= settings.checkpoint_every
+        else:  # 0: only long runs checkpoint, every CHECKPOINT_SECONDS of training
+            due = time.monotonic() - last_ckpt_time >= CHECKPOINT_SECONDS
+        if stop["signal"] or due:
             save_checkpoint(ckpt, state, history, fingerprint)
-            last_ckpt = state["step"]
+            last_ckpt, last_ckpt_time = state["step"], time.monotonic()
             if stop["signal"]:
                 raise Preempted(EXIT_PREEMPTED)
 

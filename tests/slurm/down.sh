@@ -10,6 +10,10 @@ STARTED=$STATE/started-by-up
 
 # Stop in reverse start order: slurmd, slurmctld, then munged.
 tac "$STARTED" | while read -r name pid; do
+    if [[ $name == symlink ]]; then   # pid is the path of a symlink up.sh made
+        [[ -L $pid ]] && rm -f "$pid"
+        continue
+    fi
     [[ -n ${pid:-} && -r /proc/$pid/comm && $(cat "/proc/$pid/comm") == "$name" ]] || continue
     # A zombie (state Z) has already exited; its parent reaps it.
     [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && continue

@@ -8,7 +8,7 @@
 # (needs root and apt). Everything else stays in a state directory: slurm.conf, gres.conf,
 # spool, logs, pid files and the job-completion log (jobcomp.log, one line per finished job,
 # which the tests read to see which jobs went through sbatch). Nothing is written to
-# /etc/slurm; clients find the cluster through SLURM_CONF. Non-default ports keep it apart
+# /etc/slurm but a symlink to that slurm.conf (jobs need it at the standard path). Non-default ports keep it apart
 # from any other SLURM on the machine.
 #
 # No accounting database: the executor plugin must poll with `--slurm-status-command squeue`
@@ -22,7 +22,8 @@
 # Knobs (environment): NTKVAE_SLURM_DIR (state, default /tmp/ntkvae-slurm),
 # NTKVAE_SLURM_GPUS (fake GPUs, default 1), NTKVAE_SLURM_PORT (slurmctld port, default 16817;
 # slurmd uses the next one).
-# Exit status: 0 up; 2 cannot install or start (the tests skip with the message); 1 other.
+# Exit status: 0 up; 3 SLURM is missing and cannot be installed here (not root, no apt, apt
+# failed: the tests skip with the message); 2 the cluster did not come up (the tests fail).
 set -euo pipefail
 
 STATE=${NTKVAE_SLURM_DIR:-/tmp/ntkvae-slurm}
@@ -64,15 +65,15 @@ for bin in slurmctld slurmd sbatch munged; do
     command -v "$bin" >/dev/null || missing+=("$bin")
 done
 if (( ${#missing[@]} )); then
-    [[ $(id -u) == 0 ]] || die "missing ${missing[*]} and not root: cannot apt-get install slurm" 2
-    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get" 2
+    [[ $(id -u) == 0 ]] || die "missing ${missing[*]} and not root: cannot apt-get install slurm" 3
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get" 3
     export DEBIAN_FRONTEND=noninteractive
     { apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge \
         || { apt-get update && apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge; }
     } > "${TMPDIR:-/tmp}/ntkvae-slurm-apt.log" 2>&1 \
-        || die "apt-get install of slurm failed (see ${TMPDIR:-/tmp}/ntkvae-slurm-apt.log)" 2
+        || die "apt-get install of slurm failed (see ${TMPDIR:-/tmp}/ntkvae-slurm-apt.log)" 3
 fi
-[[ $(id -u) == 0 ]] || die "the test cluster runs its daemons as root; run as root" 2
+[[ $(id -u) == 0 ]] || die "the test cluster runs its daemons as root; run as root" 3
 
 mkdir -p "$STATE"/{spool,state,log,dev}
 touch "$STARTED"
@@ -136,6 +137,18 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 )
 (( GPUS > 0 )) || new_conf=$(grep -v '^GresTypes' <<< "$new_conf")
+# Clients inside a job (the executor's srun) do not see SLURM_CONF: the jobstep plugin
+# clears SLURM_* variables. So the standard path must lead to this cluster too: a symlink,
+# made only where no other SLURM configuration lives, and removed by down.sh.
+if [[ -L /etc/slurm/slurm.conf && $(readlink /etc/slurm/slurm.conf) == "$CONF" ]]; then
+    :
+elif [[ -e /etc/slurm/slurm.conf || -L /etc/slurm/slurm.conf ]]; then
+    die "/etc/slurm/slurm.conf belongs to another SLURM setup; not touching it" 2
+else
+    mkdir -p /etc/slurm
+    ln -s "$CONF" /etc/slurm/slurm.conf
+    echo "symlink /etc/slurm/slurm.conf" >> "$STARTED"
+fi
 changed=0
 if [[ ! -f $CONF || "$(cat "$CONF")" != "$new_conf" ]]; then
     echo "$new_conf" > "$CONF"

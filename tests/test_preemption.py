@@ -1,0 +1,164 @@
+"""Preemption: a training job killed mid-run (SIGTERM or SIGKILL) resumes from its
+checkpoint, and the final HDF5 equals that of an uninterrupted run on CPU.
+
+Each run is a real `python -m ntkvae.train` process (or Snakemake running it) in its own
+directory with the same relative paths, so even the provenance attributes agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Long enough (a few seconds after compilation) to be killed between checkpoints, small
+# enough for 2 shared cores: width 128 on 128 digits, 2 seeds, a checkpoint every 100 steps.
+MODEL = {"activation": "erf", "weight_std": 1.0, "bias": False, "latent_width": "same"}
+TRAINING = {"objective": "vae", "optimizer": "sgd", "learning_rate": 1.0, "steps": 1500, "seeds": [0, 1],
+            "beta": 1.0, "kl_scaling": "inv_sqrt_width", "train_sigma": False, "log_every": 50,
+            "eval_noise_samples": 4, "reconstructions": 4, "checkpoint_every": 100, "on_divergence": "fail",
+            "progress_seconds": 1.0}
+WIDTH = 128
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("data") / "digits.h5"
+    subprocess.run([sys.executable, "-m", "ntkvae.prepare_data", "--dataset", "digits", "--n", "128", "--seed", "0",
+                    "--out", str(path)], check=True, env=_env(), cwd=ROOT)
+    return path
+
+
+def _run_dir(base: pathlib.Path, name: str, dataset: pathlib.Path) -> pathlib.Path:
+    run = base / name / "job"  # same depth and names in every run: identical relative paths
+    run.mkdir(parents=True)
+    shutil.copy(dataset, run / "data.h5")
+    return run
+
+
+def _train_cmd(steps: int = TRAINING["steps"]) -> list[str]:
+    training = dict(TRAINING, steps=steps)
+    return [sys.executable, "-m", "ntkvae.train", "--data", "data.h5", "--width", str(WIDTH), "--run", "vae",
+            "--model", json.dumps(MODEL), "--training", json.dumps(training), "--checkpoint", "ckpt/run.npz",
+            "--out", "out.h5"]
+
+
+def _start(run: pathlib.Path, cmd: list[str]) -> subprocess.Popen:
+    log = open(run / "train.log", "ab")
+    return subprocess.Popen(cmd, cwd=run, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, path: pathlib.Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"training ended (exit {proc.returncode}) before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def _checkpoint_step(path: pathlib.Path) -> int:
+    with np.load(path) as z:
+        return json.loads(str(z["meta"]))["step"]
+
+
+def _datasets(path: pathlib.Path) -> dict[str, np.ndarray]:
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def _attrs(path: pathlib.Path) -> dict[str, str]:
+    with h5py.File(path, "r") as f:
+        return {k: str(v) for k, v in f.attrs.items()}
+
+
+def assert_same_numbers(a: pathlib.Path, b: pathlib.Path) -> None:
+    """Every dataset equal in dtype, shape and value (bitwise: same CPU, same XLA program)."""
+    da, db = _datasets(a), _datasets(b)
+    assert sorted(da) == sorted(db)
+    for name in da:
+        assert da[name].dtype == db[name].dtype, name
+        np.testing.assert_array_equal(da[name], db[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def reference(dataset, tmp_path_factory) -> pathlib.Path:
+    """An uninterrupted run (with checkpoints written along the way, as in the workflow)."""
+    run = _run_dir(tmp_path_factory.mktemp("ref"), "run", dataset)
+    proc = _start(run, _train_cmd())
+    assert proc.wait(timeout=300) == 0, (run / "train.log").read_text()
+    assert not (run / "ckpt" / "run.npz").exists(), "a finished run must remove its checkpoint"
+    return run / "out.h5"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_run_resumes_to_identical_file(sig, dataset, reference, tmp_path):
+    run = _run_dir(tmp_path, "run", dataset)
+    ckpt = run / "ckpt" / "run.npz"
+    proc = _start(run, _train_cmd())
+    _wait_for_checkpoint(proc, ckpt)
+    os.kill(proc.pid, sig)
+    code = proc.wait(timeout=120)
+    log = (run / "train.log").read_text()
+    if sig == signal.SIGTERM:
+        # The job checkpoints at the next chunk boundary and exits 143 (128 + SIGTERM).
+        assert code == 143, log
+        assert "stopped after checkpoint" in log
+    else:
+        assert code == -signal.SIGKILL
+    assert not (run / "out.h5").exists(), "a killed job must leave no output"
+    step = _checkpoint_step(ckpt)
+    assert 0 < step < TRAINING["steps"], step
+
+    proc = _start(run, _train_cmd())
+    assert proc.wait(timeout=300) == 0, (run / "train.log").read_text()
+    log = (run / "train.log").read_text()
+    assert f"at step {step}" in log.split("resumed from checkpoint")[-1].splitlines()[0]
+    assert not ckpt.exists()
+    assert_same_numbers(run / "out.h5", reference)
+    # Same relative paths and command, so even the provenance attributes are identical. (The
+    # bytes are not: HDF5 stamps the root group with its creation time.)
+    assert _attrs(run / "out.h5") == _attrs(reference)
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(dataset, reference, tmp_path):
+    """A checkpoint from a run with other settings (here a different step count) is ignored."""
+    run = _run_dir(tmp_path, "run", dataset)
+    ckpt = run / "ckpt" / "run.npz"
+    proc = _start(run, _train_cmd(steps=TRAINING["steps"] * 2))
+    _wait_for_checkpoint(proc, ckpt)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    proc = _start(run, _train_cmd())
+    assert proc.wait(timeout=300) == 0
+    log = (run / "train.log").read_text()
+    assert "belongs to other settings or data; starting afresh" in log
+    assert_same_numbers(run / "out.h5", reference)
+
+
+def test_corrupt_checkpoint_starts_afresh(dataset, reference, tmp_path):
+    run = _run_dir(tmp_path, "run", dataset)
+    (run / "ckpt").mkdir()
+    (run / "ckpt" / "run.npz").write_bytes(b"PK\x03\x04 truncated by a kill")
+    proc = _start(run, _train_cmd())
+    assert proc.wait(timeout=300) == 0
+    assert "is unreadable" in (run / "train.log").read_text()
+    assert_same_numbers(run / "out.h5", reference)
