@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 
-import h5py
 import numpy as np
 import pytest
+import yaml
+
+from deploy_helpers import assert_same_numbers, copy_workflow, h5_attrs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Long enough (a few seconds after compilation) to be killed between checkpoints, small
@@ -77,27 +79,6 @@ def _checkpoint_step(path: pathlib.Path) -> int:
         return json.loads(str(z["meta"]))["step"]
 
 
-def _datasets(path: pathlib.Path) -> dict[str, np.ndarray]:
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
-def _attrs(path: pathlib.Path) -> dict[str, str]:
-    with h5py.File(path, "r") as f:
-        return {k: str(v) for k, v in f.attrs.items()}
-
-
-def assert_same_numbers(a: pathlib.Path, b: pathlib.Path) -> None:
-    """Every dataset equal in dtype, shape and value (bitwise: same CPU, same XLA program)."""
-    da, db = _datasets(a), _datasets(b)
-    assert sorted(da) == sorted(db)
-    for name in da:
-        assert da[name].dtype == db[name].dtype, name
-        np.testing.assert_array_equal(da[name], db[name], err_msg=name)
-
-
 @pytest.fixture(scope="module")
 def reference(dataset, tmp_path_factory) -> pathlib.Path:
     """An uninterrupted run (with checkpoints written along the way, as in the workflow)."""
@@ -105,6 +86,9 @@ def reference(dataset, tmp_path_factory) -> pathlib.Path:
     proc = _start(run, _train_cmd())
     assert proc.wait(timeout=300) == 0, (run / "train.log").read_text()
     assert not (run / "ckpt" / "run.npz").exists(), "a finished run must remove its checkpoint"
+    log = (run / "train.log").read_text()
+    assert "GPU memory: preallocation off" in log  # JAX would otherwise take 75% of a shared GPU
+    assert h5_attrs(run / "out.h5")["device"] == "cpu:cpu"  # the device it ran on, in the provenance
     return run / "out.h5"
 
 
@@ -136,7 +120,7 @@ def test_killed_run_resumes_to_identical_file(sig, dataset, reference, tmp_path)
     assert_same_numbers(run / "out.h5", reference)
     # Same relative paths and command, so even the provenance attributes are identical. (The
     # bytes are not: HDF5 stamps the root group with its creation time.)
-    assert _attrs(run / "out.h5") == _attrs(reference)
+    assert h5_attrs(run / "out.h5") == h5_attrs(reference)
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(dataset, reference, tmp_path):
@@ -162,3 +146,36 @@ def test_corrupt_checkpoint_starts_afresh(dataset, reference, tmp_path):
     assert proc.wait(timeout=300) == 0
     assert "is unreadable" in (run / "train.log").read_text()
     assert_same_numbers(run / "out.h5", reference)
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_snakemake_rerun_incomplete_resumes_killed_training(dataset, reference, tmp_path):
+    """The whole Snakemake run is SIGKILLed (a node crash) while training; after
+    `snakemake --unlock`, `--rerun-incomplete` reruns the job, which resumes from its
+    checkpoint and writes the same numbers as the uninterrupted run."""
+    work = copy_workflow(tmp_path)
+    config = {"datasets": [{"name": "digits", "n": 128, "seed": 0}], "model": dict(MODEL, widths=[WIDTH]),
+              "training": {k: v for k, v in TRAINING.items() if k != "objective"},
+              "runs": {"vae": {"objective": "vae"}}, "figures": {"convergence_runs": ["vae"]},
+              "compute": {"accelerator": "cpu"}}
+    (work / "kill.yaml").write_text(yaml.safe_dump(config))
+    target = f"results/train/digits/vae/w{WIDTH}.h5"
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "kill.yaml", "--cores", "2", target]
+    with open(work / "first.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    ckpt = work / f"results/checkpoints/digits/vae/w{WIDTH}.npz"
+    _wait_for_checkpoint(proc, ckpt)
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job, at once
+    proc.wait(timeout=60)
+    assert not (work / target).exists()
+    step = _checkpoint_step(ckpt)
+
+    unlock = subprocess.run([*cmd, "--unlock"], cwd=work, capture_output=True, text=True, timeout=120)
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+    rerun = subprocess.run([*cmd, "--rerun-incomplete"], cwd=work, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    train_log = (work / f"results/logs/train/digits/vae/w{WIDTH}.log").read_text()
+    assert f"resumed from checkpoint results/checkpoints/digits/vae/w{WIDTH}.npz at step {step}" in train_log
+    assert not ckpt.exists()
+    assert_same_numbers(work / target, reference)

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from test_preemption import assert_same_numbers
+from deploy_helpers import assert_same_numbers, copy_workflow
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -30,18 +30,6 @@ SLURM_BINARIES = {"sbatch", "squeue", "sacct", "sinfo", "srun", "scontrol", "sca
 # The plugin polls with squeue: its default, sacct, needs an accounting database (slurmdbd),
 # which this test cluster does not run. The first status check after 1 s instead of 40 s.
 SLURM_TEST_FLAGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
-
-
-def copy_workflow(dest: pathlib.Path) -> pathlib.Path:
-    """The working tree's files (tracked and not ignored) in a fresh directory, as a user has them."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def snakemake(workdir: pathlib.Path, *args: str, env=None, timeout=480) -> subprocess.CompletedProcess:

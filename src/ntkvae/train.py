@@ -25,6 +25,7 @@ import zipfile
 import jax
 import numpy as np
 
+from . import accelerator
 from . import config as C
 from . import datasets, io
 from . import model as M
@@ -229,7 +230,7 @@ def write_output(args, trainer: Trainer, state, history, data_attrs, diverged, d
     attrs = io.provenance(cfg, dataset=str(data_attrs.get("dataset", "")), run=str(args.run or ""),
                           width=int(args.width), latent_width=int(trainer.latent), seeds=list(settings.seeds),
                           n=int(trainer.n), d=int(trainer.d), objective=settings.objective,
-                          device=f"{device.platform}:{device.device_kind}", data_file=str(args.data),
+                          device=accelerator.describe_device(device), data_file=str(args.data),
                           data_git_commit=str(data_attrs.get("git_commit", "")),
                           diverged={str(settings.seeds[p]): s for p, (s, _) in diverged.items()})
     with io.atomic_h5(args.out, attrs) as f:
@@ -253,7 +254,10 @@ def write_output(args, trainer: Trainer, state, history, data_attrs, diverged, d
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # the TPU probe is noise here
+    memory = accelerator.configure_gpu_memory()  # before JAX starts its backend
     args = parse_args(argv)
+    log.info("JAX devices: %s; GPU memory: %s", ", ".join(accelerator.describe_device(d) for d in jax.devices()),
+             memory)
     t0 = time.perf_counter()
     try:
         train(args)
