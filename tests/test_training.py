@@ -160,3 +160,23 @@ def test_corrupt_input_names_the_file(tmp_path):
     proc = train_cli(tmp_path, bad, tmp_path / "x.h5")
     assert proc.returncode != 0
     assert str(bad) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_residual_and_floor_estimates_are_unbiased():
+    """The k-draw estimates of residual and floor average to their many-draw values."""
+    x = normalized_inputs(6, 4)
+    few = Trainer(M.Architecture(), 8, Settings(seeds=(0,), eval_noise_samples=3), x)
+    many = Trainer(M.Architecture(), 8, Settings(seeds=(0,), eval_noise_samples=20000), x)
+    state = few.init_state()
+    draws = []
+    for step in range(300):                       # the step number re-seeds the evaluation noise
+        draws.append(few.evaluate(dict(state, step=step)))
+    reference = many.evaluate(state)
+    se = {}
+    for key in ("mean_function_mse", "noise_floor"):
+        values = np.array([d[key][0] for d in draws])
+        se[key] = values.std(ddof=1) / np.sqrt(len(values))
+        # 4 standard errors of the 300-evaluation mean, plus the reference's own error (20000 draws).
+        assert abs(values.mean() - reference[key][0]) < 4 * se[key] + 0.01 * abs(reference[key][0]), key
+    # Without the correction the 3-draw residual would be high by floor / 3: far outside that band.
+    assert reference["noise_floor"][0] / 3 > 4 * se["mean_function_mse"] + 0.01 * reference["mean_function_mse"][0]
