@@ -35,6 +35,7 @@ def write_stamp(path: pathlib.Path, record: dict) -> None:
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not errors
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     p = argparse.ArgumentParser(prog="python -m ntkvae.fetch_data", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=sorted(tfdata.SOURCES))

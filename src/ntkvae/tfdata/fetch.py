@@ -272,6 +272,7 @@ def prepare(src: TfdsSource, data_dir: pathlib.Path, manual_dir: pathlib.Path, *
     """Download (if needed) and prepare `src` in `data_dir`; return a description for the stamp."""
     import tensorflow_datasets as tfds
 
+    tfds.disable_progress_bar()  # progress bars make unreadable job logs
     cls = _builder_class(src)
     version = str(cls.VERSION)
     prepared = data_dir / src.tfds_name / version
