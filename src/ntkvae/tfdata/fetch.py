@@ -172,13 +172,13 @@ def offline_message(src: TfdsSource, missing: list[SourceFile], manual_dir: path
     lines = [f"cannot fetch dataset {src.name!r}: {reason}.",
              "It needs these files, which are not in the manual directory yet:"]
     lines += [f"  {f.url}" for f in missing]
-    lines += ["Either run this step on a machine with internet (a login node, for example:",
-              f"  snakemake --cores 1 --configfile <config> results/data/tfds/{src.name}.json",
-              ") or download the files elsewhere and place them, under exactly these names, in",
-              f"the manual directory {manual_dir}:"]
+    lines += ["Either run this step where there is internet, e.g. on a cluster's login node:",
+              f"  snakemake --cores 1 --configfile <your config> results/data/tfds/{src.name}.json",
+              "or download the files elsewhere and place them, under exactly these names, in the",
+              f"manual directory (tfds.manual_dir in the config) {manual_dir}:"]
     lines += [f"  {manual_dir / f.filename}" for f in missing]
     lines += ["then rerun the same rule: it prepares the dataset from the placed files",
-              "(their checksums are verified; see tfds.verify_checksums in the config)."]
+              "(their checksums are verified unless tfds.verify_checksums is false)."]
     return "\n".join(lines)
 
 
