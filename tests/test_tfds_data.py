@@ -324,6 +324,36 @@ def test_cars3d_md5_is_checked(tmp_path, no_network, caplog):
     assert str(tmp_path / "manual" / "nips2015-analogy-data.tar.gz") in caplog.text
 
 
+def test_download_failing_midway_leaves_no_partial_file(tmp_path, no_network, monkeypatch, caplog):
+    import requests
+    from tensorflow_datasets.core.download import downloader
+
+    from ntkvae.tfdata import fetch
+
+    monkeypatch.setattr(fetch, "probe", lambda url, timeout: None)  # the network "answers"...
+
+    def broken_download(self, url, destination_path, verify=True):
+        (destination_path / "partial.tar.gz").write_bytes(b"\x1f\x8b" + b"0" * 1000)   # ...then drops mid-file
+        raise requests.exceptions.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(downloader._Downloader, "_sync_download", broken_download)
+    rc, _ = run_fetch(tmp_path, "cars3d")
+    assert rc == 2
+    assert "the download failed" in caplog.text and "nips2015-analogy-data.tar.gz" in caplog.text
+    leftovers = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")]
+    assert not any(".tmp." in p or "cars3d" in p for p in leftovers), leftovers
+    assert not (tmp_path / "rec.json").exists()
+
+
+def test_short_prepared_data_is_an_error_when_checksums_are_verified(workflow, tmp_path, no_network, caplog):
+    from ntkvae import fetch_data
+
+    rc = fetch_data.main(["--dataset", "mnist", "--data-dir", str(workflow["dir"] / "tfds"),
+                          "--stamp", str(tmp_path / "rec.json")])
+    assert rc == 2 and "has 120 examples, but the real dataset has 60000" in caplog.text
+    assert not (tmp_path / "rec.json").exists()
+
+
 # ---------------------------------------------------------------- static facts
 
 def test_sources_agree_with_tfds_and_the_config():

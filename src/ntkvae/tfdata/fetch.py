@@ -253,17 +253,30 @@ def _new_paths(paths: list[pathlib.Path]) -> list[pathlib.Path]:
     return [p for p in paths if not p.exists()]
 
 
-def _cleanup(created: list[pathlib.Path], downloads: pathlib.Path, before: set[str]) -> None:
-    """Remove what a failed preparation left: temporary downloads, and directories it created if empty."""
-    if downloads.is_dir():
-        for entry in downloads.iterdir():
-            if entry.name not in before and (".tmp." in entry.name or ".incomplete" in entry.name):
+def _download_prefixes(src: TfdsSource) -> tuple[str, ...]:
+    """Name prefixes of tfds' download paths for this source's URLs (tfds names them after the URL)."""
+    from tensorflow_datasets.core.download import resource
+
+    return tuple(resource._sanitize_url(f.url, max_length=46)[0] for f in src.files)
+
+
+def _cleanup(src: TfdsSource, created: list[pathlib.Path], downloads: pathlib.Path, before: set[str]) -> None:
+    """Remove what a failed preparation left: its temporary downloads, and directories it created if empty.
+
+    Only temporary entries of this dataset's URLs are touched: a fetch of another dataset may be
+    downloading into the same directory at the same time.
+    """
+    try:
+        prefixes = _download_prefixes(src)
+    except Exception:  # a private tfds helper; without it, leave the temporary downloads alone
+        prefixes = ()
+    if downloads.is_dir() and prefixes:
+        # tfds downloads into <downloads>[/<dataset>]/<url-name>.tmp.<uuid>/ and renames on success.
+        for entry in sorted(downloads.rglob("*.tmp.*"), key=lambda p: len(p.parts)):
+            if str(entry) not in before and entry.name.startswith(prefixes) and entry.exists():
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
     for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
-            for sub in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if sub.is_dir() and not any(sub.iterdir()):
-                    sub.rmdir()
             path.rmdir()  # only succeeds when empty
 
 
@@ -278,7 +291,7 @@ def prepare(src: TfdsSource, data_dir: pathlib.Path, manual_dir: pathlib.Path, *
     prepared = data_dir / src.tfds_name / version
     if (prepared / "dataset_info.json").exists():
         log.info("%s %s is already prepared in %s; nothing to fetch", src.tfds_name, version, prepared)
-        return describe(src, data_dir, version, files={})
+        return describe(src, data_dir, version, files={}, strict=verify_checksums)
 
     counts = check_manual_files(src, manual_dir)
     missing = [f for f in src.files if not (manual_dir / f.filename).exists()]
@@ -297,8 +310,8 @@ def prepare(src: TfdsSource, data_dir: pathlib.Path, manual_dir: pathlib.Path, *
         log.info("all %d source file(s) of %s are in %s", len(src.files), src.name, manual_dir)
 
     downloads = data_dir / "downloads"
-    created = _new_paths([data_dir, data_dir / src.tfds_name, downloads])
-    before = {p.name for p in downloads.iterdir()} if downloads.is_dir() else set()
+    created = _new_paths([data_dir, data_dir / src.tfds_name, downloads, downloads / src.tfds_name])
+    before = {str(p) for p in downloads.rglob("*.tmp.*")} if downloads.is_dir() else set()
     config = tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False)
     stack = contextlib.ExitStack()
     with stack:
@@ -315,12 +328,12 @@ def prepare(src: TfdsSource, data_dir: pathlib.Path, manual_dir: pathlib.Path, *
             builder = tfds.builder(src.tfds_name, data_dir=str(data_dir), file_format="array_record")
             builder.download_and_prepare(download_config=config)
         except DataFetchError:
-            _cleanup(created, downloads, before)
+            _cleanup(src, created, downloads, before)
             raise
         except Exception as err:
-            _cleanup(created, downloads, before)
+            _cleanup(src, created, downloads, before)
             raise DataFetchError(_explain(src, err, manual_dir)) from err
-    return describe(src, data_dir, version, files=_source_files(src, manual_dir, missing))
+    return describe(src, data_dir, version, files=_source_files(src, manual_dir, missing), strict=verify_checksums)
 
 
 def _source_files(src: TfdsSource, manual_dir: pathlib.Path, missing: list[SourceFile]) -> dict:
@@ -351,14 +364,23 @@ def _explain(src: TfdsSource, err: Exception, manual_dir: pathlib.Path) -> str:
     return f"dataset {src.name!r}: preparation failed ({kind}: {text})"
 
 
-def describe(src: TfdsSource, data_dir: pathlib.Path, version: str, files: dict) -> dict:
-    """What the conversion step needs, and provenance: where the prepared data is and how big it is."""
+def describe(src: TfdsSource, data_dir: pathlib.Path, version: str, files: dict, strict: bool) -> dict:
+    """What the conversion step needs, and provenance: where the prepared data is and how big it is.
+
+    strict (checksums verified): a split of another size than the real dataset's is an error,
+    so a reproduction never runs silently on a short dataset; otherwise it is a warning.
+    """
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directory(str(data_dir / src.tfds_name / version))
     splits = {name: int(split.num_examples) for name, split in builder.info.splits.items()}
     if splits.get(src.split, 0) <= 0:
         raise DataFetchError(f"dataset {src.name!r}: the prepared data in {data_dir} has no {src.split!r} examples")
+    if splits[src.split] != src.full_size and strict:
+        raise DataFetchError(
+            f"dataset {src.name!r}: the prepared {src.split} split in {data_dir / src.tfds_name / version} has "
+            f"{splits[src.split]} examples, but the real dataset has {src.full_size}. It was prepared from other "
+            f"files (with tfds.verify_checksums: false?). Delete that directory and fetch again.")
     if splits[src.split] != src.full_size:
         log.warning("%s: the prepared %s split has %d examples; the real dataset has %d (files placed by hand?)",
                     src.name, src.split, splits[src.split], src.full_size)
