@@ -46,9 +46,9 @@ rule fetch_tfds_dataset:
     conda:
         "../envs/data.yaml"
     shell:
-        # On failure the reason (offline: which files to place where) is shown, not only logged.
+        # On failure Snakemake prints this log: offline, it says which files to place where.
         "python -m ntkvae.fetch_data --dataset {wildcards.dataset} {params.options} "
-        "--stamp {output.record} > {log} 2>&1 || {{ grep -v -e '^W0000' -e '^I0000' {log} | tail -n 25 >&2; exit 1; }}"
+        "--stamp {output.record} > {log} 2>&1"
 
 
 rule convert_tfds_dataset:
@@ -72,5 +72,4 @@ rule convert_tfds_dataset:
         "../envs/data.yaml"
     shell:
         "python -m ntkvae.convert_data --dataset {wildcards.dataset} --stamp {input.record} "
-        "--n {params.n} --seed {params.seed} {params.center} --out {output.data} "
-        "> {log} 2>&1 || {{ tail -n 5 {log} >&2; exit 1; }}"
+        "--n {params.n} --seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"

@@ -137,7 +137,7 @@ def test_offline_fetch_fails_fast_with_instructions_and_leaves_nothing(workflow)
         assert f"cannot fetch dataset '{name}'" in log and url in log
         assert str(workflow["dir"] / "manual" / filename) in log, log
         assert "rerun the same rule" in log
-    # The reason is shown on the terminal, not only in the log.
+    # Snakemake shows the failed job's log, so the reason reaches the terminal.
     assert "cannot fetch dataset" in proc.stderr
     # Nothing but the logs and the (empty) manual directory: no record, no tfds directories.
     leftovers = [p for p in workflow["offline_tree"] if not p.startswith(("results/logs", ".snakemake", "config.yaml",
