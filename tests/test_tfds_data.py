@@ -377,7 +377,8 @@ def test_config_rejects_n_larger_than_the_dataset():
 
 
 def test_training_side_modules_do_not_import_tensorflow():
-    code = ("import sys, ntkvae.config, ntkvae.datasets, ntkvae.io, ntkvae.tfdata; "
+    code = ("import sys, ntkvae.config, ntkvae.datasets, ntkvae.io, ntkvae.tfdata, ntkvae.train, "
+            "ntkvae.prepare_data, ntkvae.figures.convergence; "
             "bad = [m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
