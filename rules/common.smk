@@ -32,6 +32,11 @@ wildcard_constraints:
     width=r"\d+",
 
 
+def workflow_file(path):
+    """A file of the workflow itself (e.g. plotting code as a rule input), wherever we run."""
+    return str(Path(workflow.basedir) / path)
+
+
 def dataset_n(wildcards):
     return DATASETS[wildcards.dataset]["n"]
 
