@@ -121,11 +121,13 @@ def prepared_source(workdir: pathlib.Path, name: str):
 
 # ---------------------------------------------------------------- offline
 
+@pytest.mark.workflow
 def test_offline_fetch_fails_fast_with_instructions_and_leaves_nothing(workflow):
     proc = workflow["offline"]
     assert proc.returncode != 0
-    # Three fetch jobs, two at a time, plus Snakemake's start-up: each job must give up in seconds.
-    assert workflow["offline_s"] < 30, workflow["offline_s"]
+    # Each fetch job gives up within seconds (the requirement: 30 s); the whole Snakemake call,
+    # start-up and three jobs on two cores included, is bounded loosely for a loaded CI machine.
+    assert workflow["offline_s"] < 60, workflow["offline_s"]
     for name, url, filename in (
         ("mnist", "https://storage.googleapis.com/cvdf-datasets/mnist/train-images-idx3-ubyte.gz",
          "train-images-idx3-ubyte.gz"),
@@ -137,6 +139,8 @@ def test_offline_fetch_fails_fast_with_instructions_and_leaves_nothing(workflow)
         assert f"cannot fetch dataset '{name}'" in log and url in log
         assert str(workflow["dir"] / "manual" / filename) in log, log
         assert "rerun the same rule" in log
+        job_seconds = float(re.search(r"fetch of \w+ failed after ([\d.]+) s", log).group(1))
+        assert job_seconds < 30, (name, job_seconds)
     # Snakemake shows the failed job's log, so the reason reaches the terminal.
     assert "cannot fetch dataset" in proc.stderr
     # Nothing but the logs and the (empty) manual directory: no record, no tfds directories.
@@ -146,6 +150,7 @@ def test_offline_fetch_fails_fast_with_instructions_and_leaves_nothing(workflow)
     assert not any(p.startswith("tfds") for p in workflow["offline_tree"])
 
 
+@pytest.mark.workflow
 def test_rerun_after_placing_the_files_succeeds(workflow):
     for name in SUBSETS:
         record = json.loads((workflow["dir"] / f"results/data/tfds/{name}.json").read_text())
@@ -157,6 +162,7 @@ def test_rerun_after_placing_the_files_succeeds(workflow):
 
 # ---------------------------------------------------------------- contents
 
+@pytest.mark.workflow
 def test_mnist_subset_matches_the_idx_files(workflow):
     images_w, labels_w = workflow["written"]["mnist"]["train"]
     n, seed = SUBSETS["mnist"]
@@ -178,6 +184,7 @@ def test_mnist_subset_matches_the_idx_files(workflow):
     assert "NOT the full dataset of 60000" in h5["attrs"]["source"]
 
 
+@pytest.mark.workflow
 def test_dsprites_subset_matches_the_hdf5_file(workflow):
     written = workflow["written"]["dsprites"]
     n, seed = SUBSETS["dsprites"]
@@ -194,6 +201,7 @@ def test_dsprites_subset_matches_the_hdf5_file(workflow):
     check_normalization(h5)
 
 
+@pytest.mark.workflow
 def test_cars3d_subset_matches_the_mat_renders(workflow):
     n, seed = SUBSETS["cars3d"]
     n_models = len(CARS_ORDER)
@@ -213,6 +221,7 @@ def test_cars3d_subset_matches_the_mat_renders(workflow):
     check_normalization(h5)
 
 
+@pytest.mark.workflow
 def test_convert_rejects_n_larger_than_the_prepared_dataset(workflow, capsys):
     from ntkvae import convert_data
 
@@ -245,6 +254,7 @@ def run_fetch(tmp_path, name, *extra) -> tuple[int, float]:
     return rc, time.monotonic() - start
 
 
+@pytest.mark.slow
 def test_hanging_dns_fails_within_the_timeout(tmp_path, no_network, caplog):
     rc, elapsed = run_fetch(tmp_path, "mnist")            # the default timeout, 10 s
     assert rc == 2 and elapsed < 30, elapsed
@@ -345,6 +355,7 @@ def test_download_failing_midway_leaves_no_partial_file(tmp_path, no_network, mo
     assert not (tmp_path / "rec.json").exists()
 
 
+@pytest.mark.workflow
 def test_short_prepared_data_is_an_error_when_checksums_are_verified(workflow, tmp_path, no_network, caplog):
     from ntkvae import fetch_data
 
@@ -355,6 +366,23 @@ def test_short_prepared_data_is_an_error_when_checksums_are_verified(workflow, t
 
 
 # ---------------------------------------------------------------- static facts
+
+@pytest.mark.workflow
+def test_paper_config_dry_run_and_prefetch_target(tmp_path):
+    base = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", str(ROOT / "configs/paper.yaml"),
+            "--directory", str(tmp_path)]
+    full = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120, env=offline_env())
+    out = full.stdout + full.stderr
+    assert full.returncode == 0, out
+    for name in ("mnist", "dsprites", "cars3d"):
+        assert f"results/data/tfds/{name}.json" in out and f"results/data/{name}.h5" in out
+    # The documented pre-fetch on a login node: the three fetch jobs and nothing else.
+    prefetch = subprocess.run([*base, "--until", "fetch_tfds_dataset"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env=offline_env())
+    out = prefetch.stdout + prefetch.stderr
+    assert prefetch.returncode == 0, out
+    assert re.search(r"fetch_tfds_dataset\s+3\s+total\s+3", out), out
+
 
 def test_sources_agree_with_tfds_and_the_config():
     import tensorflow_datasets as tfds
