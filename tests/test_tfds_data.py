@@ -280,6 +280,28 @@ def test_blackholed_connect_fails_within_the_timeout(tmp_path, monkeypatch, capl
     assert time.monotonic() - start < 3
 
 
+def test_downloads_get_fewer_retries_and_a_timeout(monkeypatch):
+    import requests
+    from tensorflow_datasets.core.download import downloader
+
+    from ntkvae.tfdata import fetch
+
+    seen = {}
+
+    def fake_get(self, url, **kwargs):
+        seen["timeout"] = kwargs.get("timeout")
+        seen["retries"] = self.get_adapter(url).max_retries.total
+        raise requests.exceptions.ConnectionError("no network in tests")
+
+    monkeypatch.setattr(requests.Session, "get", fake_get)
+    with fetch._download_limits(retries=3, timeout=7.0):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            with downloader._open_url("https://example.invalid/file.gz"):
+                pass
+    assert seen == {"timeout": (7.0, 60.0), "retries": 3}
+    assert downloader.MAX_RETRIES == 10  # restored afterwards
+
+
 def test_proxy_is_probed_instead_of_the_host(monkeypatch):
     from ntkvae.tfdata import fetch
 
