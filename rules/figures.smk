@@ -8,7 +8,7 @@ rule figure_convergence:
     localrule: True
     input:
         runs=convergence_inputs,
-        code="src/ntkvae/figures/convergence.py",
+        code=workflow_file("src/ntkvae/figures/convergence.py"),
     output:
         pdf=report(
             "results/figures/f1_convergence_{dataset}.pdf",

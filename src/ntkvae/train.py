@@ -106,7 +106,7 @@ def _unflatten(flat: dict[str, np.ndarray]) -> dict:
 def save_checkpoint(path: pathlib.Path, state: dict, history: dict, fingerprint: str) -> None:
     """Write state and history to `path` atomically (a kill while writing leaves the old one).
 
-    Arrays are stored as they are (dtype kept), so a resumed run writes the same bytes as an
+    Arrays are stored as they are (dtype kept), so a resumed run writes the same numbers as an
     uninterrupted one: the per-step metrics as one array (seeds, steps, 3), and each
     evaluated quantity stacked over the evaluations so far, (seeds, evaluations)."""
     leaves = jax.tree_util.tree_leaves({k: v for k, v in state.items() if k != "step"})

@@ -162,13 +162,16 @@ class Trainer:
         zero = (jnp.zeros_like(self.x), jnp.zeros((), self.x.dtype))
         (total, mse_sum), _ = jax.lax.scan(draw, zero, jax.random.split(key, self.settings.eval_noise_samples))
         k = self.settings.eval_noise_samples
-        mean_out = total / k
-        # Unbiased split: expected MSE = mean-function residual + noise floor (variance of xhat).
+        # expected MSE = mean-function residual + noise floor (the variance of xhat over noise).
+        # The residual of the k-draw average overestimates the first term by floor / k; both
+        # parts are corrected to be unbiased (sample variance with k - 1), and still sum to
+        # the unbiased expected MSE.
         expected = mse_sum / k
-        residual = objectives.reconstruction_loss(mean_out, self.x)
+        residual_k = objectives.reconstruction_loss(total / k, self.x)
+        floor = (expected - residual_k) * k / (k - 1)
         kl = jnp.mean(objectives.kl_divergence(mu, s))
         change = {g: jnp.linalg.norm(params[g] - params0[g]) / jnp.linalg.norm(params0[g]) for g in params}
-        return {"mean_function_mse": residual, "expected_mse": expected, "noise_floor": expected - residual,
+        return {"mean_function_mse": expected - floor, "expected_mse": expected, "noise_floor": floor,
                 "kl": kl, "weight_change": change}
 
     def evaluate(self, state: dict) -> dict:
