@@ -117,12 +117,13 @@ def test_generated_envs_hold_their_whole_dependency_closure():
         assert not missing, f"envs/{name}.yaml lacks {sorted(missing)}; run python tools/lock.py"
 
 
-def test_lock_matches_this_venv():
-    """requirements.lock is exactly what the tests run with (regenerate: python tools/lock.py)."""
+def test_this_venv_is_what_the_lock_pins():
+    """Every package the tests run with is in requirements.lock at exactly its version (CI
+    installs with the lock as constraints; regenerate it with python tools/lock.py)."""
     installed = {n: v for n, (_, v) in _lock_tool().freeze().items()}
     lock = read_lock()
-    differ = {n: (lock.get(n), installed.get(n)) for n in set(lock) | set(installed) if lock.get(n) != installed.get(n)}
-    assert not differ, f"lock vs installed: {differ}; run python tools/lock.py"
+    differ = {n: (lock.get(n), v) for n, v in installed.items() if lock.get(n) != v}
+    assert not differ, f"package: (lock, installed) {differ}; run python tools/lock.py"
 
 
 @pytest.mark.parametrize("accelerator", ["cpu", "gpu"])

@@ -73,8 +73,9 @@ def completed_slurm_jobs(state: pathlib.Path) -> dict[str, dict[str, str]]:
 def local_run(tmp_path_factory):
     """The same target run locally; started first, so it overlaps with the SLURM run."""
     work = copy_workflow(tmp_path_factory.mktemp("local"))
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--configfile", TINY, "--cores", "1",
-                             "--config", "compute={accelerator: cpu}", TARGET],
+    # (The target goes first: --config takes all the words after it.)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", TARGET, "--configfile", TINY, "--cores", "1",
+                             "--config", "compute={accelerator: cpu}"],
                             cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield work, proc
     if proc.poll() is None:
@@ -84,8 +85,8 @@ def local_run(tmp_path_factory):
 def test_tiny_workflow_through_slurm_equals_local_run(cluster, local_run, tmp_path):
     local_work, local_proc = local_run
     work = copy_workflow(tmp_path)
-    run = snakemake(work, "--workflow-profile", "profiles/slurm", "--configfile", TINY, "--jobs", "4",
-                    *SLURM_TEST_FLAGS, TARGET, env=cluster["env"])
+    run = snakemake(work, TARGET, "--workflow-profile", "profiles/slurm", "--configfile", TINY, "--jobs", "4",
+                    *SLURM_TEST_FLAGS, env=cluster["env"])
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-6000:]
 
@@ -121,9 +122,10 @@ def test_forbidden_slurm_extra_is_rejected_before_submission(cluster, tmp_path):
     message, before anything reaches sbatch."""
     work = copy_workflow(tmp_path)
     before = set(completed_slurm_jobs(cluster["state"]))
-    run = snakemake(work, "--workflow-profile", "profiles/slurm", "--configfile", TINY, "--jobs", "1",
-                    *SLURM_TEST_FLAGS, "--set-resources", "prepare_offline_data:slurm_extra='--gres=gpu:1'",
-                    "results/data/digits.h5", env=cluster["env"], timeout=240)
+    run = snakemake(work, "results/data/digits.h5", "--workflow-profile", "profiles/slurm", "--configfile", TINY,
+                    "--jobs", "1", *SLURM_TEST_FLAGS,
+                    "--set-resources", "prepare_offline_data:slurm_extra='--gres=gpu:1'",
+                    env=cluster["env"], timeout=240)
     log = run.stdout + run.stderr
     assert run.returncode != 0
     assert "not allowed in the 'slurm_extra' parameter" in log, log[-4000:]
@@ -143,9 +145,8 @@ def test_missing_sbatch_gives_snakemakes_error(tmp_path):
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{bin_dir}")
     assert shutil.which("sbatch", path=env["PATH"]) is None
     work = copy_workflow(tmp_path / "work")
-    run = snakemake(work, "--workflow-profile", "profiles/slurm", "--configfile", TINY, "--jobs", "1",
-                    "--slurm-init-seconds-before-status-checks", "1", "results/data/digits.h5", env=env,
-                    timeout=240)
+    run = snakemake(work, "results/data/digits.h5", "--workflow-profile", "profiles/slurm", "--configfile", TINY,
+                    "--jobs", "1", "--slurm-init-seconds-before-status-checks", "1", env=env, timeout=240)
     log = run.stdout + run.stderr
     assert run.returncode != 0
     assert "No such file or directory" in log and "Job submission failed" in log, log[-4000:]
