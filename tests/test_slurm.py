@@ -71,11 +71,14 @@ def completed_slurm_jobs(state: pathlib.Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    """The same target run locally; started first, so it overlaps with the SLURM run."""
+    """The same target run locally, as on a one-GPU workstation: the GPU path
+    (compute.accelerator gpu; without a GPU, JAX runs it on the CPU) with profiles/default,
+    four cores (enough for two 2-thread training jobs at once, were it not for the GPU
+    limit). Started first, so it overlaps with the SLURM run."""
     work = copy_workflow(tmp_path_factory.mktemp("local"))
     # (The target goes first: --config takes all the words after it.)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", TARGET, "--configfile", TINY, "--cores", "1",
-                             "--config", "compute={accelerator: cpu}"],
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", TARGET, "--configfile", TINY, "--cores", "4",
+                             "--config", "compute={accelerator: gpu}"],
                             cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield work, proc
     if proc.poll() is None:
@@ -109,12 +112,31 @@ def test_tiny_workflow_through_slurm_equals_local_run(cluster, local_run, tmp_pa
         assert wants_gpu == ("/rule_train/" in slurm_log), details
 
     # The same numbers as the local run (same CPU, same XLA programs: bitwise equal).
-    assert local_proc.wait(timeout=480) == 0, local_proc.stdout.read()[-6000:]
+    local_proc.wait(timeout=480)
+    assert local_proc.returncode == 0
     outputs = sorted(p.relative_to(work) for p in (work / "results").glob("*/**/*.h5"))
     assert any("train" in str(p) for p in outputs) and any("data" in str(p) for p in outputs)
     for rel in outputs:
         assert_same_numbers(work / rel, local_work / rel)
     assert (work / TARGET).is_file()
+
+
+def _log_span(path: pathlib.Path) -> tuple[str, str]:
+    """First and last timestamp of a job log (ISO-like text, so they order as strings)."""
+    stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", path.read_text(), re.M)
+    return stamps[0], stamps[-1]
+
+
+def test_local_gpu_jobs_never_share_a_card(local_run):
+    """With profiles/default's global gpu=1, two training jobs on the GPU path never run at
+    the same time, even with cores to spare: their logs' time spans do not overlap."""
+    work, proc = local_run
+    out, _ = proc.communicate(timeout=480)
+    assert proc.returncode == 0, out[-6000:]
+    spans = sorted(_log_span(p) for p in (work / "results/logs/train").glob("**/*.log"))
+    assert len(spans) >= 2, spans
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start, spans
 
 
 def test_forbidden_slurm_extra_is_rejected_before_submission(cluster, tmp_path):
