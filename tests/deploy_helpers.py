@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -22,6 +24,13 @@ def copy_workflow(dest: pathlib.Path) -> pathlib.Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     return dest
+
+
+def workflow_env(base: dict | None = None) -> dict:
+    """Environment for running Snakemake: its jobs' `python` is the one running the tests."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = str(pathlib.Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
 
 
 def h5_datasets(path: pathlib.Path) -> dict[str, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from deploy_helpers import assert_same_numbers, copy_workflow, h5_attrs
+from deploy_helpers import assert_same_numbers, copy_workflow, h5_attrs, workflow_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Long enough (a few seconds after compilation) to be killed between checkpoints, small
@@ -163,7 +163,8 @@ def test_snakemake_rerun_incomplete_resumes_killed_training(dataset, reference, 
     target = f"results/train/digits/vae/w{WIDTH}.h5"
     cmd = [sys.executable, "-m", "snakemake", "--configfile", "kill.yaml", "--cores", "2", target]
     with open(work / "first.log", "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=work, env=workflow_env(), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     ckpt = work / f"results/checkpoints/digits/vae/w{WIDTH}.npz"
     _wait_for_checkpoint(proc, ckpt)
     os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job, at once
@@ -171,9 +172,11 @@ def test_snakemake_rerun_incomplete_resumes_killed_training(dataset, reference, 
     assert not (work / target).exists()
     step = _checkpoint_step(ckpt)
 
-    unlock = subprocess.run([*cmd, "--unlock"], cwd=work, capture_output=True, text=True, timeout=120)
+    unlock = subprocess.run([*cmd, "--unlock"], cwd=work, env=workflow_env(), capture_output=True, text=True,
+                            timeout=120)
     assert unlock.returncode == 0, unlock.stdout + unlock.stderr
-    rerun = subprocess.run([*cmd, "--rerun-incomplete"], cwd=work, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run([*cmd, "--rerun-incomplete"], cwd=work, env=workflow_env(), capture_output=True,
+                           text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     train_log = (work / f"results/logs/train/digits/vae/w{WIDTH}.log").read_text()
     assert f"resumed from checkpoint results/checkpoints/digits/vae/w{WIDTH}.npz at step {step}" in train_log

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from deploy_helpers import assert_same_numbers, copy_workflow
+from deploy_helpers import assert_same_numbers, copy_workflow, workflow_env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -33,8 +33,8 @@ SLURM_TEST_FLAGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-be
 
 
 def snakemake(workdir: pathlib.Path, *args: str, env=None, timeout=480) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=workflow_env(env),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def local_run(tmp_path_factory):
     # (The target goes first: --config takes all the words after it.)
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", TARGET, "--configfile", TINY, "--cores", "4",
                              "--config", "compute={accelerator: gpu}"],
-                            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=work, env=workflow_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield work, proc
     if proc.poll() is None:
         proc.kill()
