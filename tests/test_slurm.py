@@ -15,8 +15,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
+import yaml
 
 from deploy_helpers import assert_same_numbers, copy_workflow, workflow_env
 
@@ -173,3 +175,44 @@ def test_missing_sbatch_gives_snakemakes_error(tmp_path):
     assert run.returncode != 0
     assert "No such file or directory" in log and "Job submission failed" in log, log[-4000:]
     assert "Traceback" not in log and "ntkvae/" not in log.split("Job submission failed")[-1]
+
+
+def test_training_sigtermed_on_slurm_is_retried_and_resumes(cluster, tmp_path):
+    """SLURM signals a running training job (as on preemption or time-out): the job
+    checkpoints and fails, the profile's retries resubmit it with sbatch, and the new job
+    resumes from the checkpoint instead of starting over."""
+    work = copy_workflow(tmp_path)
+    width = 128
+    config = {"datasets": [{"name": "digits", "n": 128, "seed": 0}],
+              "model": {"activation": "erf", "widths": [width]},
+              "training": {"steps": 1500, "seeds": [0, 1], "log_every": 50, "eval_noise_samples": 4,
+                           "checkpoint_every": 100, "progress_seconds": 1.0},
+              "runs": {"vae": {"objective": "vae"}}, "figures": {"convergence_runs": ["vae"]}}
+    (work / "preempt.yaml").write_text(yaml.safe_dump(config))
+    target = f"results/train/digits/vae/w{width}.h5"
+    ckpt = work / f"results/checkpoints/digits/vae/w{width}.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--workflow-profile", "profiles/slurm",
+                             "--configfile", "preempt.yaml", "--jobs", "2", *SLURM_TEST_FLAGS],
+                            cwd=work, env=workflow_env(cluster["env"]), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ckpt.exists():
+            assert proc.poll() is None, proc.stdout.read()[-4000:]
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.1)
+        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], env=cluster["env"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        (jobid,) = [line.split("|")[0] for line in running if line.split("|")[1].startswith("rule_train")]
+        # Signal the job's steps (where training runs), as SLURM does before a preemption kill.
+        subprocess.run(["scancel", "--signal=TERM", jobid], env=cluster["env"], check=True)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-6000:]
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
+    assert jobid in submitted and len(submitted) >= 2, out[-4000:]  # the retry went through sbatch too
+    train_log = (work / f"results/logs/train/digits/vae/w{width}.log").read_text()
+    assert re.search(r"resumed from checkpoint \S+ at step [1-9]\d*", train_log), train_log[-3000:]
+    assert (work / target).is_file() and not ckpt.exists()
