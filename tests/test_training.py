@@ -180,3 +180,13 @@ def test_residual_and_floor_estimates_are_unbiased():
         assert abs(values.mean() - reference[key][0]) < 4 * se[key] + 0.01 * abs(reference[key][0]), key
     # Without the correction the 3-draw residual would be high by floor / 3: far outside that band.
     assert reference["noise_floor"][0] / 3 > 4 * se["mean_function_mse"] + 0.01 * reference["mean_function_mse"][0]
+
+
+def test_fixed_noise_reuses_one_draw():
+    """noise: fixed trains a deterministic network of (x_i, eps_i): its objective reaches far lower."""
+    x = normalized_inputs(8, 8)
+    _, _, fixed = run(Settings(steps=150, seeds=(0,), noise="fixed", learning_rate=2.0), x, width=64)
+    _, _, fresh = run(Settings(steps=150, seeds=(0,), noise="fresh", learning_rate=2.0), x, width=64)
+    assert fixed[0, -1, 0] < 0.5 * fresh[0, -10:, 0].mean()
+    # With the same step's draw, the first steps are identical.
+    np.testing.assert_array_equal(fixed[0, 0], fresh[0, 0])

@@ -49,6 +49,7 @@ class Settings:
     checkpoint_every: int = 0
     on_divergence: str = "fail"
     progress_seconds: float = 10.0
+    noise: str = "fresh"
 
     @classmethod
     def from_config(cls, training: Mapping) -> "Settings":
@@ -116,7 +117,11 @@ class Trainer:
                                     kl_scaling=self.settings.kl_scaling)
 
     def _step_one(self, params, opt_state, noise_key, step):
-        eps = M.sample_noise(jax.random.fold_in(noise_key, step), self.n, self.arch, self.width)
+        # fresh: a new draw per example at every step (a stochastic objective); fixed: one draw
+        # per example for the whole run (the network is then a deterministic function of
+        # (x_i, eps_i), the setting of Theorem 1's zero-loss limit and of the KRR ridge).
+        noise_step = step if self.settings.noise == "fresh" else 0
+        eps = M.sample_noise(jax.random.fold_in(noise_key, noise_step), self.n, self.arch, self.width)
         (loss, parts), grads = jax.value_and_grad(self._loss, has_aux=True)(params, eps)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, jnp.stack([loss, parts["mse"], parts["kl"]])
