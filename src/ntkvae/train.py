@@ -5,8 +5,9 @@
 
 Snakemake passes the resolved `--model` and `--training` JSON instead of `--config/--run`,
 so that a job reruns exactly when its own settings change. With `--checkpoint`, the job
-saves its state every `checkpoint_every` steps and on SIGTERM (preemption), and resumes
-from that file when started again; the final file equals that of an uninterrupted run.
+saves its state every `checkpoint_every` steps (0: every 10 minutes of training) and on
+SIGTERM (preemption; exit 143) or Ctrl-C (exit 130), and resumes from that file when
+started again; the final file has the same numbers as that of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from .training import DivergenceError, Progress, Settings, Trainer, first_diverg
 
 log = logging.getLogger("ntkvae.train")
 
-EXIT_PREEMPTED = 143
 # With checkpoint_every 0, a checkpoint is written at the first log point after this many
 # seconds of training since the last one: short runs never pay for it, long ones lose at
 # most this much to a SIGKILL (a SIGTERM always checkpoints).
@@ -173,9 +173,13 @@ def train(args) -> None:
     def on_term(signum, _frame):
         stop["signal"] = signum
         log.warning("received signal %d: will checkpoint and stop at the next chunk boundary", signum)
+        if signum == signal.SIGINT:  # a second Ctrl-C stops at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     if ckpt:
+        # SIGTERM: preemption or time-out (SLURM sends it before SIGKILL); SIGINT: Ctrl-C.
         signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
 
     points = log_points(settings.steps, settings.log_every)
     progress = Progress(settings.steps, settings.progress_seconds, label, start_step=state["step"])
@@ -212,7 +216,7 @@ def train(args) -> None:
             save_checkpoint(ckpt, state, history, fingerprint)
             last_ckpt, last_ckpt_time = state["step"], time.monotonic()
             if stop["signal"]:
-                raise Preempted(EXIT_PREEMPTED)
+                raise Preempted(128 + stop["signal"])  # the shell's convention: 143 SIGTERM, 130 SIGINT
 
     write_output(args, trainer, state, history, data_attrs, diverged, device)
     if ckpt and ckpt.exists():
@@ -264,9 +268,9 @@ def main(argv=None) -> int:
     except (DivergenceError, io.InputFileError, C.ConfigError) as err:
         log.error("%s", err)
         return 1
-    except Preempted:
+    except Preempted as stopped:
         log.warning("stopped after checkpoint; rerun the same command to resume")
-        return EXIT_PREEMPTED
+        return stopped.code
     log.info("done in %.1f s", time.perf_counter() - t0)
     return 0
 
