@@ -14,6 +14,71 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
+
+def add_figure_runs(config):
+    """Add the runs the figures' sweeps need to config["runs"] (called once, after validation).
+
+    The compact keys of the `figures` section become ordinary named runs, so that every
+    sweep point is one training job like any other (docs/figures.md lists them):
+      kl_beta<b>        full objective, Wsigma frozen, beta = b, at figures.kl_widths   (F5, F6)
+      kl_sigma_trained  full objective, Wsigma trained, training.beta, at kl_widths     (F5)
+      act_<name>        reconstruction loss with activation <name> at activation_widths (F10)
+      narrow            the settings of figures.wide_run at width narrow_width          (F7)
+    Sweep runs take their steps and seeds from figures.sweep; the narrow run keeps those of
+    wide_run so that its curves compare step for step. Runs the figures name must exist.
+    """
+    figures, runs = config["figures"], config["runs"]
+    sweep = {"steps": figures["sweep"]["steps"], "seeds": list(figures["sweep"]["seeds"])}
+    generated = {}
+    for beta in figures["kl_betas"]:
+        generated[beta_run_name(beta)] = dict(
+            sweep, objective="vae", beta=beta, train_sigma=False, widths=figures["kl_widths"],
+            description=f"full objective, beta = {beta:g}, Wsigma frozen (beta sweep)",
+        )
+    if figures["sigma_trained"]:
+        generated["kl_sigma_trained"] = dict(
+            sweep, objective="vae", train_sigma=True, widths=figures["kl_widths"],
+            description="full objective, Wsigma trained",
+        )
+    for activation in figures["activations"]:
+        generated[f"act_{activation}"] = dict(
+            sweep, objective="mse", activation=activation, widths=figures["activation_widths"],
+            description=f"reconstruction loss, activation {activation}",
+        )
+    named = {
+        "figures.convergence_runs": figures["convergence_runs"],
+        "figures.laziness_runs": figures["laziness_runs"],
+        "figures.generation_runs": figures["generation_runs"],
+        "figures.kernel_runs": figures["kernel_runs"],
+        "figures.wide_run": [figures["wide_run"]],
+    }
+    for key, names in named.items():
+        for name in names:
+            if name not in runs:
+                raise WorkflowError(
+                    f"invalid config:\n  {key}: run {name!r} is not defined in runs "
+                    f"(defined: {', '.join(runs)})"
+                )
+    generated["narrow"] = dict(
+        runs[figures["wide_run"]],
+        widths=[figures["narrow_width"]],
+        description=f"narrow (standard) VAE, width {figures['narrow_width']}",
+    )
+    clash = sorted(set(generated) & set(runs))
+    if clash:
+        raise WorkflowError(
+            f"invalid config:\n  runs: {clash[0]!r} is a name the figures generate; rename the run"
+        )
+    runs.update(generated)
+
+
+def beta_run_name(beta):
+    """Run name of one beta-sweep point: kl_beta0p1 for beta = 0.1 (no dot in paths)."""
+    return "kl_beta" + f"{beta:g}".replace(".", "p").replace("+", "")
+
+
+add_figure_runs(config)
+
 # Every step runs the workflow's own package (python -m ntkvae.<step>), whatever is
 # installed in the environment. Snakemake clears PYTHONPATH for conda jobs before the
 # shell starts, so it is set inside the shell, in the prefix of every command.

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from . import config as C
-from . import datasets, io
+from . import datasets, generation, io
 from . import model as M
 from .training import DivergenceError, Progress, Settings, Trainer, first_divergence, log_points
 
@@ -176,6 +176,9 @@ def write_output(args, trainer: Trainer, state, history, data_attrs, diverged, d
     evals = jax.tree.map(lambda *a: np.stack(a, axis=-1), *history["evals"])  # leaves (seeds, points)
     count = min(settings.reconstructions, trainer.n)
     recon = trainer.reconstructions(state, count) if count else None
+    # F8 and F6: prior samples, latent traversals and latent statistics (ntkvae.generation).
+    gen_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2**31 - 2))(state["eval_key"])
+    generated = generation.generate(state["params"], gen_keys, trainer.x, trainer.arch, trainer.width)
     cfg = {"dataset": data_attrs.get("dataset"), "run": args.run, "width": args.width, "model": args.model_cfg,
            "training": args.training_cfg}
     attrs = io.provenance(cfg, dataset=str(data_attrs.get("dataset", "")), run=str(args.run or ""),
@@ -199,6 +202,7 @@ def write_output(args, trainer: Trainer, state, history, data_attrs, diverged, d
             f["reconstructions/index"] = np.arange(count)
             f["reconstructions/mean"] = recon["mean"]
             f["reconstructions/sample"] = recon["sample"]
+        io.write_dict(f.require_group("generation"), generated)
     log.info("wrote %s", args.out)
 
 
