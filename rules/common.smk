@@ -149,7 +149,55 @@ def convergence_inputs(wildcards):
     ]
 
 
+def plot_code(module):
+    """Path of a figure's plotting module (an input of its rule: editing it reruns that figure)."""
+    return str(Path(workflow.basedir) / "src" / "ntkvae" / "figures" / f"{module}.py")
+
+
+def runs_outputs(dataset, runs):
+    return [path for run in runs for path in train_outputs(dataset, run)]
+
+
+def laziness_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, config["figures"]["laziness_runs"])
+
+
+def kl_beta_inputs(wildcards):
+    runs = [beta_run_name(beta) for beta in config["figures"]["kl_betas"]]
+    return runs_outputs(wildcards.dataset, runs)
+
+
+def narrow_wide_inputs(wildcards):
+    wide = config["figures"]["wide_run"]
+    return train_outputs(wildcards.dataset, "narrow") + [
+        f"results/train/{wildcards.dataset}/{wide}/w{max(run_widths(wide))}.h5"
+    ]
+
+
+def generation_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, config["figures"]["generation_runs"])
+
+
+def activation_inputs(wildcards):
+    runs = [f"act_{activation}" for activation in config["figures"]["activations"]]
+    return runs_outputs(wildcards.dataset, runs)
+
+
+def figure_names():
+    """Topics of the figures this config builds, in paper order (f<k>_<topic>_<dataset>)."""
+    names = ["f1_convergence", "f2_laziness"]
+    if config["figures"]["kl_betas"]:
+        names.append("f6_kl_beta")
+    names += ["f7_narrow_wide", "f8_generation"]
+    if config["figures"]["activations"]:
+        names.append("f10_activations")
+    return names
+
+
 def all_figures():
     return expand(
-        "results/figures/f1_convergence_{dataset}.{ext}", dataset=DATASETS, ext=("pdf", "png")
+        "results/figures/{name}_{dataset}.{ext}",
+        name=figure_names(),
+        dataset=DATASETS,
+        ext=("pdf", "png"),
     )

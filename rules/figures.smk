@@ -1,12 +1,14 @@
 # Figures: one rule per figure, built only from HDF5 files. Each rule lists its plotting
-# module as an input, so editing one figure's code reruns that figure alone.
+# module as an input, so editing one figure's code reruns that figure alone (the shared
+# modules style/runs/measures/images are deliberately not inputs: a change of the common
+# look is rerun with --forcerun or -R).
 
 
 rule figure_convergence:
     """F1: training loss vs step per width, mean-function residual and noise floor."""
     input:
         runs=convergence_inputs,
-        code="src/ntkvae/figures/convergence.py",
+        code=plot_code("convergence"),
     output:
         pdf=report(
             "results/figures/f1_convergence_{dataset}.pdf",
@@ -27,4 +29,146 @@ rule figure_convergence:
         "../envs/plot.yaml"
     shell:
         "python -m ntkvae.plot convergence --inputs {input.runs} --dataset {wildcards.dataset} "
+        "--pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_laziness:
+    """F2: relative weight change per group vs step and vs width, with fitted and predicted slopes."""
+    input:
+        runs=laziness_inputs,
+        code=plot_code("laziness"),
+    output:
+        pdf=report(
+            "results/figures/f2_laziness_{dataset}.pdf",
+            caption="../docs/captions/f2_laziness.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F2 laziness", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f2_laziness_{dataset}.png",
+    log:
+        "results/logs/figures/f2_laziness_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot laziness --inputs {input.runs} --dataset {wildcards.dataset} "
+        "--pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_kl_beta:
+    """F6: reconstruction error, KL and latent statistics vs the KL weight beta."""
+    input:
+        runs=kl_beta_inputs,
+        code=plot_code("kl_beta"),
+    output:
+        pdf=report(
+            "results/figures/f6_kl_beta_{dataset}.pdf",
+            caption="../docs/captions/f6_kl_beta.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F6 KL regularization", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f6_kl_beta_{dataset}.png",
+    log:
+        "results/logs/figures/f6_kl_beta_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot kl_beta --inputs {input.runs} --dataset {wildcards.dataset} "
+        "--pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_narrow_wide:
+    """F7: a narrow (standard) VAE against the widest over-parameterized one."""
+    input:
+        runs=narrow_wide_inputs,
+        data="results/data/{dataset}.h5",
+        code=plot_code("narrow_wide"),
+    output:
+        pdf=report(
+            "results/figures/f7_narrow_wide_{dataset}.pdf",
+            caption="../docs/captions/f7_narrow_wide.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F7 narrow vs wide", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f7_narrow_wide_{dataset}.png",
+    log:
+        "results/logs/figures/f7_narrow_wide_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot narrow_wide --inputs {input.runs} --data {input.data} "
+        "--dataset {wildcards.dataset} --pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_generation:
+    """F8: reconstructions, prior samples and latent traversals per width."""
+    input:
+        runs=generation_inputs,
+        data="results/data/{dataset}.h5",
+        code=plot_code("generation"),
+    output:
+        pdf=report(
+            "results/figures/f8_generation_{dataset}.pdf",
+            caption="../docs/captions/f8_generation.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F8 image generation", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f8_generation_{dataset}.png",
+    log:
+        "results/logs/figures/f8_generation_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot generation --inputs {input.runs} --data {input.data} "
+        "--dataset {wildcards.dataset} --pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_activations:
+    """F10: convergence of the reconstruction loss per activation."""
+    input:
+        runs=activation_inputs,
+        code=plot_code("activations"),
+    output:
+        pdf=report(
+            "results/figures/f10_activations_{dataset}.pdf",
+            caption="../docs/captions/f10_activations.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F10 activations", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f10_activations_{dataset}.png",
+    log:
+        "results/logs/figures/f10_activations_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot activations --inputs {input.runs} --dataset {wildcards.dataset} "
         "--pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
