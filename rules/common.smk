@@ -74,7 +74,8 @@ def add_figure_runs(config):
 
 def beta_run_name(beta):
     """Run name of one beta-sweep point: kl_beta0p1 for beta = 0.1 (no dot in paths)."""
-    return "kl_beta" + f"{beta:g}".replace(".", "p").replace("+", "")
+    number = f"{beta:g}".replace(".", "p").replace("+", "")
+    return f"kl_beta{number}"
 
 
 add_figure_runs(config)
@@ -154,6 +155,13 @@ def plot_code(module):
     return str(Path(workflow.basedir) / "src" / "ntkvae" / "figures" / f"{module}.py")
 
 
+def claims_code():
+    return [
+        str(Path(workflow.basedir) / "src" / "ntkvae" / f"{module}.py")
+        for module in ("claims", "claims_theory")
+    ]
+
+
 def runs_outputs(dataset, runs):
     return [path for run in runs for path in train_outputs(dataset, run)]
 
@@ -169,9 +177,8 @@ def kl_beta_inputs(wildcards):
 
 def narrow_wide_inputs(wildcards):
     wide = config["figures"]["wide_run"]
-    return train_outputs(wildcards.dataset, "narrow") + [
-        f"results/train/{wildcards.dataset}/{wide}/w{max(run_widths(wide))}.h5"
-    ]
+    widest = f"results/train/{wildcards.dataset}/{wide}/w{max(run_widths(wide))}.h5"
+    return [*train_outputs(wildcards.dataset, "narrow"), widest]
 
 
 def generation_inputs(wildcards):
@@ -181,6 +188,24 @@ def generation_inputs(wildcards):
 def activation_inputs(wildcards):
     runs = [f"act_{activation}" for activation in config["figures"]["activations"]]
     return runs_outputs(wildcards.dataset, runs)
+
+
+def claims_inputs(wildcards):
+    """Every training file a claim reads (the same runs as the figures)."""
+    figures = config["figures"]
+    runs = set(figures["convergence_runs"]) | set(figures["laziness_runs"]) | set(figures["kernel_runs"])
+    runs |= {beta_run_name(beta) for beta in figures["kl_betas"]}
+    runs |= {f"act_{activation}" for activation in figures["activations"]}
+    runs |= {"narrow", figures["wide_run"]}
+    return [path for dataset in DATASETS for path in runs_outputs(dataset, sorted(runs))]
+
+
+def claims_settings_json(wildcards):
+    """The figures section, plus the beta-sweep run names and the datasets, for ntkvae.claims."""
+    settings = dict(config["figures"])
+    settings["kl_runs"] = [beta_run_name(beta) for beta in config["figures"]["kl_betas"]]
+    settings["datasets"] = list(DATASETS)
+    return shlex.quote(json.dumps(settings, sort_keys=True))
 
 
 def figure_names():
@@ -195,9 +220,11 @@ def figure_names():
 
 
 def all_figures():
-    return expand(
+    """Every figure (PDF and PNG) and the claims table: the targets of `rule all` and the report."""
+    figures = expand(
         "results/figures/{name}_{dataset}.{ext}",
         name=figure_names(),
         dataset=DATASETS,
         ext=("pdf", "png"),
     )
+    return [*figures, "results/claims.md", "results/claims.tsv"]

@@ -172,3 +172,30 @@ rule figure_activations:
     shell:
         "python -m ntkvae.plot activations --inputs {input.runs} --dataset {wildcards.dataset} "
         "--pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+
+
+rule claims:
+    """The claims table: each claim, measured vs predicted, tolerance and verdict, from HDF5 files."""
+    input:
+        runs=claims_inputs,
+        code=claims_code(),
+    output:
+        md="results/claims.md",
+        tsv=report(
+            "results/claims.tsv",
+            caption="../docs/captions/claims.rst",
+            category="Claims",
+            labels={"table": "claims"},
+        ),
+    log:
+        "results/logs/claims.log",
+    params:
+        settings=claims_settings_json,
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.claims --inputs {input.runs} --settings {params.settings} "
+        "--md {output.md} --tsv {output.tsv} > {log} 2>&1"
