@@ -22,7 +22,7 @@ def activation_of(run) -> str:
     return run.model["activation"]
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None):
+def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     style.apply()
     runs = load_runs(paths)
     widest = max(r.width for r in runs)

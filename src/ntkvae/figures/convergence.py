@@ -15,7 +15,7 @@ from . import style
 from .runs import by_run, describe, finite_or_nan, load_runs
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None):
+def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     style.apply()
     runs = load_runs(paths)
     groups = by_run(runs)

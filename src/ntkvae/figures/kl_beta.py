@@ -34,7 +34,7 @@ PANELS = (
 )
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None):
+def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     style.apply()
     runs = load_runs(paths)
     colors = style.width_colors({r.width for r in runs})

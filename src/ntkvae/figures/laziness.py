@@ -32,7 +32,7 @@ def width_table(group_runs, group):
     return widths, finals
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None):
+def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     style.apply()
     runs = load_runs(paths)
     groups = by_run(runs)
