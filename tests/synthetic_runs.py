@@ -81,3 +81,61 @@ def write_dataset(path, *, dataset="toy", n=16, side=4):
         f["mean"] = mean
         f["scale"] = scale
     return str(path)
+
+
+def spd_kernel(n, seed=0):
+    """A symmetric positive-definite stand-in for Theta_inf (n, n), eigenvalues of order n."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=(n, 2 * n))
+    return g @ g.T / (2 * n) * n + 0.5 * n * np.eye(n)
+
+
+def write_kernel(path, theta):
+    lam, vec = np.linalg.eigh(theta)
+    with h5py.File(path, "w") as f:
+        for g in ("W1", "Wmu", "Wsigma", "W3", "W4"):
+            f[f"theta_inf/{g}"] = theta / 5
+        f["theta_inf/total"] = theta
+        f["eigenvalues"] = lam
+        f["eigenvectors"] = vec
+        f["lambda0"] = lam[0]
+    return str(path)
+
+
+def add_theory_data(path, theta, y, *, probe=(0, 3, 5, 7, 9, 11), exponent=-0.5, follow_theory=True, seed=0):
+    """NTK probes whose error falls like m^exponent, and curves/reconstructions on (or off) the theory.
+
+    follow_theory: the mean-function residual is the linearized prediction (and outputs the
+    kernel predictor) up to a relative error of m^-1/2; otherwise it decays twice as slowly.
+    """
+    from ntkvae.figures.kernels import Kernel, kernel_predictor
+
+    with h5py.File(path, "a") as f:
+        width = int(f.attrs["width"])
+        seeds = len(f["seeds"])
+        steps = f["eval/step"][()]
+        lr = json.loads(f.attrs["config"])["training"]["learning_rate"]
+        total_steps = json.loads(f.attrs["config"])["training"]["steps"]
+    kernel = Kernel.__new__(Kernel)
+    kernel.eigenvalues, kernel.eigenvectors = np.linalg.eigh(theta)
+    predicted = kernel.linearized_loss(steps, y, lr)
+    rng = np.random.default_rng(seed + width)
+    probe = np.asarray(probe)
+    block = theta[np.ix_(probe, probe)]
+    size = width ** exponent
+    with h5py.File(path, "a") as f:
+        f["ntk/probe_index"] = probe
+        for g in ("total", "W1", "W4"):
+            scale = 1.0 if g == "total" else 0.2
+            sym = rng.normal(size=(seeds, len(probe), len(probe)))
+            noise = (sym + np.swapaxes(sym, 1, 2)) * 0.5 * size * np.linalg.norm(block) / len(probe)
+            f[f"ntk/init/{g}"] = scale * (block + noise)
+            f[f"ntk/final/{g}"] = scale * (block + noise + 0.5 * noise)
+        curve = predicted if follow_theory else predicted ** 0.5 * predicted[0] ** 0.5
+        del f["eval/mean_function_mse"]
+        f["eval/mean_function_mse"] = np.tile(curve * (1 + 0.01 * width ** -0.5), (seeds, 1))
+        target = kernel_predictor(kernel, y, lr, total_steps)[f["reconstructions/index"][()]]
+        deviation = rng.normal(size=(seeds,) + target.shape) * np.linalg.norm(target) / np.sqrt(target.size)
+        del f["reconstructions/mean"]
+        f["reconstructions/mean"] = target + (width ** -0.5 if follow_theory else 0.3) * deviation
+    return str(path)

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import io
+from . import claims_theory, io
 from .figures import measures
 from .figures.runs import Run, load_runs
 
@@ -182,21 +182,14 @@ TRAINING_CLAIMS: tuple[Callable, ...] = (convergence_claims, weight_change_claim
 
 # ------------------------------------------------------------------ table
 
-def compute(train_paths, settings, datasets, kernel_paths=()) -> list[Claim]:
+def compute(train_paths, settings, datasets, kernel_paths=(), data_paths=()) -> list[Claim]:
     runs = load_runs(train_paths)
     claims = []
     for dataset in datasets:
         for fn in TRAINING_CLAIMS:
             claims.extend(fn(runs, dataset, settings))
-        claims.extend(theory_claims(runs, kernel_paths, dataset, settings))
+        claims.extend(claims_theory.claims(runs, kernel_paths, dataset, settings, data_paths))
     return claims
-
-
-def theory_claims(runs, kernel_paths, dataset, settings) -> list[Claim]:
-    """Claims that need the infinite-width kernels; listed as not evaluated without them."""
-    from . import claims_theory  # the comparison with Theta_inf lives beside the kernel layout
-
-    return claims_theory.claims(runs, kernel_paths, dataset, settings)
 
 
 def write_tsv(claims, path) -> None:
@@ -228,13 +221,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ntkvae.claims", description=__doc__.split("\n\n")[0])
     p.add_argument("--inputs", nargs="+", required=True, help="training HDF5 files")
     p.add_argument("--kernels", nargs="*", default=[], help="kernel HDF5 files (results/kernels/...)")
+    p.add_argument("--data", nargs="*", default=[], help="dataset HDF5 files (results/data/<dataset>.h5)")
     p.add_argument("--settings", required=True, help="JSON: the figures section plus kl_runs and datasets")
     p.add_argument("--md", required=True)
     p.add_argument("--tsv", required=True)
     args = p.parse_args(argv)
     settings = json.loads(args.settings)
     try:
-        claims = compute(args.inputs, settings, settings["datasets"], args.kernels)
+        claims = compute(args.inputs, settings, settings["datasets"], args.kernels, args.data)
     except io.InputFileError as err:
         log.error("%s", err)
         return 1
