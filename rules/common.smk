@@ -196,7 +196,7 @@ def claims_inputs(wildcards):
     runs = set(figures["convergence_runs"]) | set(figures["laziness_runs"]) | set(figures["kernel_runs"])
     runs |= {beta_run_name(beta) for beta in figures["kl_betas"]}
     runs |= {f"act_{activation}" for activation in figures["activations"]}
-    runs |= {"narrow", figures["wide_run"]}
+    runs |= {"narrow", figures["wide_run"]} | set(krr_runs())
     return [path for dataset in DATASETS for path in runs_outputs(dataset, sorted(runs))]
 
 
@@ -208,12 +208,71 @@ def claims_settings_json(wildcards):
     return shlex.quote(json.dumps(settings, sort_keys=True))
 
 
+def theory_available():
+    """Whether the workflow has the kernel rules (rules/kernels.smk) the theory figures need."""
+    return (Path(workflow.basedir) / "rules" / "kernels.smk").exists()
+
+
+def kernel_files(dataset, runs):
+    """Kernel files (one per activation) of the given runs on one dataset; none without kernel rules."""
+    if not theory_available():
+        return []
+    activations = sorted({run_model(config, run)["activation"] for run in runs})
+    return [f"results/kernels/{dataset}/{activation}.h5" for activation in activations]
+
+
+def kernel_inputs(wildcards):
+    return kernel_files(wildcards.dataset, config["figures"]["kernel_runs"])
+
+
+def kernel_run_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, config["figures"]["kernel_runs"])
+
+
+def krr_runs():
+    runs = [beta_run_name(beta) for beta in config["figures"]["kl_betas"]]
+    return runs + (["kl_sigma_trained"] if config["figures"]["sigma_trained"] else [])
+
+
+def krr_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, krr_runs())
+
+
+def krr_kernel_inputs(wildcards):
+    return kernel_files(wildcards.dataset, krr_runs())
+
+
+def convergence_kernel_args(wildcards, input):
+    """F1 overlays the linearized trajectory when the kernel files are inputs."""
+    return f"--kernels {input.kernels} --data {input.data}" if input.kernels else ""
+
+
+def claims_kernel_inputs(wildcards):
+    runs = list(config["figures"]["kernel_runs"]) + krr_runs()
+    return [path for dataset in DATASETS for path in kernel_files(dataset, runs)]
+
+
+def claims_data_inputs(wildcards):
+    return [f"results/data/{dataset}.h5" for dataset in DATASETS]
+
+
+def figure_settings_json(wildcards):
+    return shlex.quote(json.dumps(config["figures"], sort_keys=True))
+
+
 def figure_names():
     """Topics of the figures this config builds, in paper order (f<k>_<topic>_<dataset>)."""
+    theory = theory_available()
     names = ["f1_convergence", "f2_laziness"]
+    if theory:
+        names += ["f3_kernel_constancy", "f4_rate"]
+        if krr_runs():
+            names.append("f5_krr")
     if config["figures"]["kl_betas"]:
         names.append("f6_kl_beta")
     names += ["f7_narrow_wide", "f8_generation"]
+    if theory:
+        names.append("f9_min_width")
     if config["figures"]["activations"]:
         names.append("f10_activations")
     return names

@@ -8,6 +8,8 @@ rule figure_convergence:
     """F1: training loss vs step per width, mean-function residual and noise floor."""
     input:
         runs=convergence_inputs,
+        kernels=kernel_inputs,
+        data="results/data/{dataset}.h5",
         code=plot_code("convergence"),
     output:
         pdf=report(
@@ -22,13 +24,14 @@ rule figure_convergence:
         "results/logs/figures/f1_convergence_{dataset}.log",
     params:
         dpi=config["figures"]["dpi"],
+        theory=convergence_kernel_args,
     resources:
         mem_mb=2000,
         runtime=10,
     conda:
         "../envs/plot.yaml"
     shell:
-        "python -m ntkvae.plot convergence --inputs {input.runs} --dataset {wildcards.dataset} "
+        "python -m ntkvae.plot convergence --inputs {input.runs} {params.theory} --dataset {wildcards.dataset} "
         "--pdf {output.pdf} --png {output.png} --dpi {params.dpi} > {log} 2>&1"
 
 
@@ -178,6 +181,8 @@ rule claims:
     """The claims table: each claim, measured vs predicted, tolerance and verdict, from HDF5 files."""
     input:
         runs=claims_inputs,
+        kernels=claims_kernel_inputs,
+        data=claims_data_inputs,
         code=claims_code(),
     output:
         md="results/claims.md",
@@ -197,5 +202,134 @@ rule claims:
     conda:
         "../envs/plot.yaml"
     shell:
-        "python -m ntkvae.claims --inputs {input.runs} --settings {params.settings} "
+        "python -m ntkvae.claims --inputs {input.runs} --kernels {input.kernels} --data {input.data} "
+        "--settings {params.settings} "
         "--md {output.md} --tsv {output.tsv} > {log} 2>&1"
+
+
+rule figure_kernel_constancy:
+    """F3: empirical NTK change in training and distance to Theta_inf, vs width."""
+    input:
+        runs=kernel_run_inputs,
+        kernels=kernel_inputs,
+        data="results/data/{dataset}.h5",
+        code=plot_code("kernel_constancy"),
+    output:
+        pdf=report(
+            "results/figures/f3_kernel_constancy_{dataset}.pdf",
+            caption="../docs/captions/f3_kernel_constancy.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F3 kernel constancy", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f3_kernel_constancy_{dataset}.png",
+    log:
+        "results/logs/figures/f3_kernel_constancy_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+        settings=figure_settings_json,
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot kernel_constancy --inputs {input.runs} --kernels {input.kernels} --data {input.data} "
+        "--settings {params.settings} --dataset {wildcards.dataset} --pdf {output.pdf} --png {output.png} "
+        "--dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_rate:
+    """F4: lambda_min(Theta_m) vs width and measured vs linearized convergence."""
+    input:
+        runs=kernel_run_inputs,
+        kernels=kernel_inputs,
+        data="results/data/{dataset}.h5",
+        code=plot_code("rate"),
+    output:
+        pdf=report(
+            "results/figures/f4_rate_{dataset}.pdf",
+            caption="../docs/captions/f4_rate.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F4 rate vs lambda0", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f4_rate_{dataset}.png",
+    log:
+        "results/logs/figures/f4_rate_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+        settings=figure_settings_json,
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot rate --inputs {input.runs} --kernels {input.kernels} --data {input.data} "
+        "--settings {params.settings} --dataset {wildcards.dataset} --pdf {output.pdf} --png {output.png} "
+        "--dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_krr:
+    """F5: trained VAE vs the kernel predictor, per beta and with Wsigma trained."""
+    input:
+        runs=krr_inputs,
+        kernels=krr_kernel_inputs,
+        data="results/data/{dataset}.h5",
+        code=plot_code("krr"),
+    output:
+        pdf=report(
+            "results/figures/f5_krr_{dataset}.pdf",
+            caption="../docs/captions/f5_krr.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F5 KRR connection", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f5_krr_{dataset}.png",
+    log:
+        "results/logs/figures/f5_krr_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+        settings=figure_settings_json,
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot krr --inputs {input.runs} --kernels {input.kernels} --data {input.data} "
+        "--settings {params.settings} --dataset {wildcards.dataset} --pdf {output.pdf} --png {output.png} "
+        "--dpi {params.dpi} > {log} 2>&1"
+
+
+rule figure_min_width:
+    """F9: distance to the linearized trajectory vs width, and the minimum width."""
+    input:
+        runs=kernel_run_inputs,
+        kernels=kernel_inputs,
+        data="results/data/{dataset}.h5",
+        code=plot_code("min_width"),
+    output:
+        pdf=report(
+            "results/figures/f9_min_width_{dataset}.pdf",
+            caption="../docs/captions/f9_min_width.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "F9 minimum width", "dataset": "{dataset}"},
+        ),
+        png="results/figures/f9_min_width_{dataset}.png",
+    log:
+        "results/logs/figures/f9_min_width_{dataset}.log",
+    params:
+        dpi=config["figures"]["dpi"],
+        settings=figure_settings_json,
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.plot min_width --inputs {input.runs} --kernels {input.kernels} --data {input.data} "
+        "--settings {params.settings} --dataset {wildcards.dataset} --pdf {output.pdf} --png {output.png} "
+        "--dpi {params.dpi} > {log} 2>&1"

@@ -57,7 +57,7 @@ def test_theory_claims_fail_when_training_leaves_the_kernel(world):
         assert rows[key].verdict == C.FAILS, (key, rows[key].measured)
 
 
-@pytest.mark.parametrize("figure", ["kernel_constancy", "rate", "min_width", "krr"])
+@pytest.mark.parametrize("figure", ["convergence", "kernel_constancy", "rate", "min_width", "krr"])
 def test_theory_figures_render(world, figure):
     tmp_path, data, y, theta, kernel = world
     mse, kl = make_runs(tmp_path, y, theta)

@@ -12,12 +12,30 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
+from .kernels import Kernel, data_targets, kernel_file_for
 from .runs import by_run, describe, finite_or_nan, load_runs
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
+def theory_overlay(ax, group, kernels, y):
+    """Black dashed: the linearized Theta_inf trajectory of the mean-function residual; dotted: the
+    Theorem 1 bound exp(-2 eta lambda_min t / n) L(0) in our normalization."""
+    path = kernel_file_for(kernels, group[0].dataset, group[0].model["activation"])
+    if path is None:
+        return
+    kernel = Kernel(path)
+    steps = group[-1].data["eval"]["step"]
+    eta = group[-1].settings["learning_rate"]
+    predicted = kernel.linearized_loss(steps, y, eta)
+    ax.plot(steps, predicted, **style.THEORY, label=r"linearized $\Theta_\infty$")
+    ax.plot(steps, predicted[0] * np.exp(-2 * eta * kernel.rate_lambda() * steps / group[-1].n), color="black",
+            linestyle=":", linewidth=1.0, label=r"bound $e^{-2\eta\lambda_0 t/n}L(0)$")
+    ax.legend(frameon=False, fontsize=6)
+
+
+def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):
     style.apply()
     runs = load_runs(paths)
+    y = data_targets(data) if kernels and data else None
     groups = by_run(runs)
     widths = sorted({r.width for r in runs})
     colors = style.width_colors(widths)
@@ -33,6 +51,8 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
                                 f"m = {r.width}", log=True)
             floor = np.nanmean(finite_or_nan(ev["noise_floor"]), axis=0)
             ax_res.plot(ev["step"], floor, color=colors[r.width], linestyle="--", linewidth=0.8)
+        if y is not None:
+            theory_overlay(ax_res, group, kernels, y)
         ax_obj.set_title(f"{name}: training objective ({describe(group[0])})")
         ax_res.set_title(f"{name}: mean-function residual (dashed: noise floor)")
         for ax in (ax_obj, ax_res):
