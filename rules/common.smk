@@ -256,6 +256,14 @@ def claims_data_inputs(wildcards):
     return [f"results/data/{dataset}.h5" for dataset in DATASETS]
 
 
+def provenance_code():
+    return str(Path(workflow.basedir) / "src" / "ntkvae" / "provenance.py")
+
+
+def resolved_config_json(wildcards):
+    return shlex.quote(json.dumps(config, sort_keys=True))
+
+
 def figure_settings_json(wildcards):
     return shlex.quote(json.dumps(config["figures"], sort_keys=True))
 
@@ -286,4 +294,4 @@ def all_figures():
         dataset=DATASETS,
         ext=("pdf", "png"),
     )
-    return [*figures, "results/claims.md", "results/claims.tsv"]
+    return [*figures, "results/claims.md", "results/claims.tsv", "results/provenance.yaml"]

@@ -333,3 +333,27 @@ rule figure_min_width:
         "python -m ntkvae.plot min_width --inputs {input.runs} --kernels {input.kernels} --data {input.data} "
         "--settings {params.settings} --dataset {wildcards.dataset} --pdf {output.pdf} --png {output.png} "
         "--dpi {params.dpi} > {log} 2>&1"
+
+
+rule provenance:
+    """The resolved config (with the generated sweep runs), git commit and versions, for the report."""
+    input:
+        code=provenance_code(),
+    output:
+        record=report(
+            "results/provenance.yaml",
+            caption="../docs/captions/provenance.rst",
+            category="Provenance",
+            labels={"record": "config, commit, versions"},
+        ),
+    log:
+        "results/logs/provenance.log",
+    params:
+        config=resolved_config_json,
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/plot.yaml"
+    shell:
+        "python -m ntkvae.provenance --config {params.config} --out {output.record} > {log} 2>&1"

@@ -32,7 +32,9 @@ def copy_workflow(dest: pathlib.Path) -> pathlib.Path:
 
 
 def snakemake(cwd, *args, check=True):
-    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(cwd) / "src"))
+    # The jobs' `python` must be the one running the tests (the environment with the package's needs).
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(cwd) / "src"), PATH=path)
     proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -79,7 +81,8 @@ def test_tiny_workflow_builds_every_figure_claims_and_report(tmp_path):
     html = (wf / "results" / "report.html").read_text(errors="replace")
     for name in expected_figures():
         assert f"{name}_digits.pdf" in html, name
-    assert "claims.tsv" in html and "F2 laziness" in html
+    assert "claims.tsv" in html and "F2 laziness" in html and "provenance.yaml" in html
+    assert "git_commit" in (wf / "results" / "provenance.yaml").read_text()
 
 
 @pytest.mark.workflow
