@@ -35,7 +35,7 @@ GROUPS = M.WEIGHT_GROUPS
 BIAS_GROUP_OF = {"W1": "b1", "Wmu": "bmu", "Wsigma": "bsigma", "W3": "b3", "W4": "b4"}
 CLOSED_FORM = ("erf", "relu")
 DEFAULT_BLOCK = 2048
-DEFAULT_ORDER = 64
+DEFAULT_ORDER = 96
 DEFAULT_GRID = 129
 NORMALIZED_RTOL = 1e-6
 
@@ -116,6 +116,40 @@ def quadrature_stats(activation, a, b, c, order: int = DEFAULT_ORDER):
     ephi = jnp.sum(ww * phi(u) * phi(v), axis=(-2, -1))
     edphi = jnp.sum(ww * dphi(u) * dphi(v), axis=(-2, -1))
     return ephi, edphi
+
+
+def polar_quadrature_stats(activation, a, b, c, radial: int = 40, angular: int = 48):
+    """E[phi phi], E[phi' phi'] in polar coordinates, split where u = 0 or v = 0.
+
+    (t1, t2) = r (cos al, sin al); with s = r^2 / 2 the radial integral is Gauss-Laguerre and
+    the angular one Gauss-Legendre on the four arcs between the zero lines of u and v. For
+    activations with a kink at 0 (relu) each piece is smooth, so this converges exponentially
+    where Gauss-Hermite converges only algebraically; it is the independent check of the relu
+    closed forms.
+    """
+    phi, dphi = _phi_and_derivative(activation)
+    a, b, c = (np.atleast_1d(np.asarray(v, np.float64)) for v in (a, b, c))
+    a, b, c = np.broadcast_arrays(a, b, c)
+    rho = np.clip(c / np.sqrt(a * b), -1.0, 1.0)
+    s_nodes, s_w = np.polynomial.laguerre.laggauss(radial)
+    g_nodes, g_w = np.polynomial.legendre.leggauss(angular)
+    kv = np.mod(np.arctan2(-rho, np.sqrt(1.0 - rho * rho)), np.pi)          # v = 0 on al = kv, kv + pi
+    cuts = np.sort(np.stack([np.full_like(rho, np.pi / 2), np.full_like(rho, 1.5 * np.pi), kv, kv + np.pi], -1), -1)
+    edges = np.concatenate([cuts[..., -1:] - 2 * np.pi, cuts], -1)         # 4 arcs covering a full turn
+    lo, hi = edges[..., :-1, None], edges[..., 1:, None]
+    al = 0.5 * (hi - lo) * g_nodes + 0.5 * (hi + lo)                        # (..., 4, angular)
+    wal = 0.5 * (hi - lo) * g_w
+    r = np.sqrt(2.0 * s_nodes)
+    t1 = r[:, None, None] * np.cos(al)[..., None, :, :]
+    t2 = r[:, None, None] * np.sin(al)[..., None, :, :]
+    ex = lambda v: v[..., None, None, None]
+    with jax.enable_x64(True):
+        u = jnp.asarray(np.sqrt(ex(a)) * t1)
+        v = jnp.asarray(np.sqrt(ex(b)) * (ex(rho) * t1 + np.sqrt(1.0 - ex(rho) ** 2) * t2))
+        w = jnp.asarray(s_w[:, None, None] * wal[..., None, :, :] / (2.0 * np.pi))
+        axes = (-3, -2, -1)
+        return (np.asarray(jnp.sum(w * phi(u) * phi(v), axis=axes)),
+                np.asarray(jnp.sum(w * dphi(u) * dphi(v), axis=axes)))
 
 
 def _stats_fn(activation, order: int) -> Callable:
