@@ -424,3 +424,24 @@ def theta_m(params, x, arch, width: int, key, samples: int, *, outputs: int | No
     out = {g: np.asarray(v) for g, v in res.items()}
     out["total"] = sum(out.values())
     return out
+
+
+def noise_diagonal(x, arch=None, *, quadrature_order: int = DEFAULT_ORDER) -> dict[str, np.ndarray]:
+    """Per group, Theta_inf(x_i, x_i) for the same example minus that for two examples at x_i (n,).
+
+    This is what the same noise adds on the diagonal of `theta_inf(x)` over `theta_inf(x, x)`.
+    Its W4 entry is the infinite-width variance of one output coordinate over the noise (the
+    noise floor per coordinate, docs/theory.md 3.3).
+    """
+    a = _arch_fields(arch)
+    sw, sb = a["weight_std"], a["bias_std"]
+    x = np.asarray(x, np.float64)
+    v1 = sw * sw * np.einsum("ij,ij->i", x, x) / x.shape[1] + sb * sb
+    stats = _stats_fn(a["activation"], quadrature_order)
+    with jax.enable_x64(True):
+        v = jnp.asarray(v1)
+        same = _group_kernels(v, v, v, 1.0, stats, sw, sb)
+        diff = _group_kernels(v, v, v, 0.0, stats, sw, sb)
+        out = {g: np.asarray(same[g] - diff[g]) for g in group_names(a)}
+    out["total"] = sum(out.values())
+    return out
