@@ -19,6 +19,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/kernels.smk"
 include: "rules/figures.smk"
 
 

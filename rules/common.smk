@@ -88,3 +88,49 @@ def all_figures():
     return expand(
         "results/figures/f1_convergence_{dataset}.{ext}", dataset=DATASETS, ext=("pdf", "png")
     )
+
+
+# ---------------------------------------------------------------- kernels (rules/kernels.smk)
+KERNEL_ACTIVATIONS = ("erf", "relu", "tanh", "softplus", "gelu")
+
+
+def kernels_json(wildcards=None):
+    """The `kernels` config section as a shell-quoted JSON argument (also the training probes)."""
+    return shlex.quote(json.dumps(config["kernels"], sort_keys=True))
+
+
+def kernel_model_json(wildcards):
+    """The `model` section with the wildcard's activation, without the width list."""
+    model = {k: v for k, v in config["model"].items() if k != "widths"}
+    model["activation"] = wildcards.activation
+    return shlex.quote(json.dumps(model, sort_keys=True))
+
+
+def kernel_mem_mb(wildcards, attempt):
+    """Theta_inf per group, total, eigenvectors and work space: about 12 n x n float64 arrays."""
+    n = DATASETS[wildcards.dataset]["n"]
+    return int((1000 + 12 * 8 * n * n / 1e6) * (1.5 ** (attempt - 1)))
+
+
+def kernel_runtime(wildcards, attempt):
+    """Minutes: the n x n map and the n^3 eigendecomposition (n = 10,000: a few minutes on 2 cores)."""
+    n = DATASETS[wildcards.dataset]["n"]
+    return int((5 + 10 * (n / 10000) ** 3 + 5 * (n / 10000) ** 2) * 2 ** (attempt - 1))
+
+
+def run_kernel_file(wildcards):
+    """The kernel file a run's prediction needs (the run may override the activation)."""
+    activation = run_model(config, wildcards.run)["activation"]
+    return f"results/kernels/{wildcards.dataset}/{activation}.h5"
+
+
+def run_settings_json(wildcards):
+    return shlex.quote(json.dumps(run_settings(config, wildcards.run), sort_keys=True))
+
+
+def kernel_targets():
+    """Every kernel file and every run's prediction: for the lead's `rule all`."""
+    activations = sorted({run_model(config, run)["activation"] for run in config["runs"]})
+    return expand("results/kernels/{dataset}/{activation}.h5", dataset=DATASETS, activation=activations) + expand(
+        "results/kernels/{dataset}/{run}/prediction.h5", dataset=DATASETS, run=config["runs"]
+    )

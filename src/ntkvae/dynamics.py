@@ -124,14 +124,22 @@ def predict_fresh_noise(spectrum: Spectrum, y: np.ndarray, lr: float, steps, *, 
     }
 
 
-def predict_fixed_noise(spectrum: Spectrum, r0: np.ndarray, lr: float, steps, *, discrete: bool = True) -> np.ndarray:
-    """(1/2n) ||r_t||^2 for noise fixed per example: r_t = (I - eta Theta / n)^t r0, Theta with the diagonal."""
+def predict_fixed_noise(spectrum: Spectrum, r0: np.ndarray, lr: float, steps, *, init_cov: np.ndarray | None = None,
+                        discrete: bool = True) -> np.ndarray:
+    """(1/2n) ||r_t||^2 for noise fixed per example: r_t = (I - eta Theta / n)^t r0, Theta with the diagonal.
+
+    With init_cov (n, n per output coordinate: the W4 block of Theta_inf(X), same-example
+    diagonal included) the curve is averaged over initializations, r0 then being -Y.
+    """
     r0 = np.asarray(r0, np.float64)
-    n = r0.shape[0]
+    n, d = r0.shape
     steps = np.asarray(steps, np.float64)
     lam, vec = spectrum.eigenvalues, spectrum.eigenvectors
     pw = _powers(1.0 - lr * lam / n, steps, discrete, lam, lr, n)
-    return (pw**2 @ np.sum((vec.T @ r0) ** 2, axis=1)) / (2.0 * n)
+    total = pw**2 @ np.sum((vec.T @ r0) ** 2, axis=1)
+    if init_cov is not None:
+        total = total + d * (pw**2 @ np.einsum("ik,ij,jk->k", vec, init_cov, vec))
+    return total / (2.0 * n)
 
 
 def spectrum_of(x: np.ndarray, arch) -> tuple[Spectrum, dict, dict]:
