@@ -22,6 +22,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/kernels.smk"
 include: "rules/figures.smk"
 
 

@@ -214,15 +214,21 @@ def theory_available():
 
 
 def kernel_files(dataset, runs):
-    """Kernel files (one per activation) of the given runs on one dataset; none without kernel rules."""
+    """Kernel files (one per activation) and linearized predictions (one per run) of the given
+    runs on one dataset (rules/kernels.smk); none when the workflow has no kernel rules."""
     if not theory_available():
         return []
     activations = sorted({run_model(config, run)["activation"] for run in runs})
-    return [f"results/kernels/{dataset}/{activation}.h5" for activation in activations]
+    kernels = [f"results/kernels/{dataset}/{activation}.h5" for activation in activations]
+    return [*kernels, *(f"results/kernels/{dataset}/{run}/prediction.h5" for run in runs)]
 
 
 def kernel_inputs(wildcards):
     return kernel_files(wildcards.dataset, config["figures"]["kernel_runs"])
+
+
+def convergence_kernel_inputs(wildcards):
+    return kernel_files(wildcards.dataset, config["figures"]["convergence_runs"])
 
 
 def kernel_run_inputs(wildcards):
@@ -248,7 +254,7 @@ def convergence_kernel_args(wildcards, input):
 
 
 def claims_kernel_inputs(wildcards):
-    runs = list(config["figures"]["kernel_runs"]) + krr_runs()
+    runs = sorted(set(config["figures"]["kernel_runs"]) | set(krr_runs()))
     return [path for dataset in DATASETS for path in kernel_files(dataset, runs)]
 
 
@@ -295,3 +301,50 @@ def all_figures():
         ext=("pdf", "png"),
     )
     return [*figures, "results/claims.md", "results/claims.tsv", "results/provenance.yaml"]
+
+
+
+# ---------------------------------------------------------------- kernels (rules/kernels.smk)
+KERNEL_ACTIVATIONS = ("erf", "relu", "tanh", "softplus", "gelu")
+
+
+def kernels_json(wildcards=None):
+    """The `kernels` config section as a shell-quoted JSON argument (also the training probes)."""
+    return shlex.quote(json.dumps(config["kernels"], sort_keys=True))
+
+
+def kernel_model_json(wildcards):
+    """The `model` section with the wildcard's activation, without the width list."""
+    model = {k: v for k, v in config["model"].items() if k != "widths"}
+    model["activation"] = wildcards.activation
+    return shlex.quote(json.dumps(model, sort_keys=True))
+
+
+def kernel_mem_mb(wildcards, attempt):
+    """Theta_inf per group, total, eigenvectors and work space: about 12 n x n float64 arrays."""
+    n = DATASETS[wildcards.dataset]["n"]
+    return int((1000 + 12 * 8 * n * n / 1e6) * (1.5 ** (attempt - 1)))
+
+
+def kernel_runtime(wildcards, attempt):
+    """Minutes: the n x n map and the n^3 eigendecomposition (n = 10,000: a few minutes on 2 cores)."""
+    n = DATASETS[wildcards.dataset]["n"]
+    return int((5 + 10 * (n / 10000) ** 3 + 5 * (n / 10000) ** 2) * 2 ** (attempt - 1))
+
+
+def run_kernel_file(wildcards):
+    """The kernel file a run's prediction needs (the run may override the activation)."""
+    activation = run_model(config, wildcards.run)["activation"]
+    return f"results/kernels/{wildcards.dataset}/{activation}.h5"
+
+
+def run_settings_json(wildcards):
+    return shlex.quote(json.dumps(run_settings(config, wildcards.run), sort_keys=True))
+
+
+def kernel_targets():
+    """Every kernel file and every run's prediction: for the lead's `rule all`."""
+    activations = sorted({run_model(config, run)["activation"] for run in config["runs"]})
+    return expand("results/kernels/{dataset}/{activation}.h5", dataset=DATASETS, activation=activations) + expand(
+        "results/kernels/{dataset}/{run}/prediction.h5", dataset=DATASETS, run=config["runs"]
+    )

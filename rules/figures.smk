@@ -8,7 +8,7 @@ rule figure_convergence:
     """F1: training loss vs step per width, mean-function residual and noise floor."""
     input:
         runs=convergence_inputs,
-        kernels=kernel_inputs,
+        kernels=convergence_kernel_inputs,
         data="results/data/{dataset}.h5",
         code=plot_code("convergence"),
     output:

@@ -75,14 +75,14 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
     out.append(row("lambda_min", f"{lam_m:.4g} (rel. error {rel:.3g})", f"{lam_inf:.4g}",
                    f"{tol['ratio_tolerance']:g} relative", rel <= tol["ratio_tolerance"],
                    f"m = {widest.width}, probe points"))
-    predicted = kernel.linearized_loss(widest.data["eval"]["step"], y, widest.settings["learning_rate"])
+    predicted = K.linearized_curve(widest, kernel, kernel_paths, y)
     distance = K.curve_distance(measures.geometric_mean(widest.data["eval"]["mean_function_mse"]), predicted)
     out.append(row("rate_lambda0", f"RMS log ratio {distance:.3g}", "0 (on the linearized curve)",
                    f"{tol['ratio_tolerance']:g}", distance <= tol["ratio_tolerance"],
                    f"m = {widest.width}; {kernel.kernel_kind} lambda_min = {kernel.rate_lambda():.4g}"))
     out.append(krr_claim(runs, kernel, y, dataset, settings, row))
     dist = [K.curve_distance(measures.geometric_mean(r.data["eval"]["mean_function_mse"]),
-                             kernel.linearized_loss(r.data["eval"]["step"], y, r.settings["learning_rate"]))
+                             K.linearized_curve(r, kernel, kernel_paths, y))
             for r in wide_runs]
     ok = np.asarray(dist) <= settings["min_width_tolerance"]
     m_min = next((int(widths[i]) for i in range(len(widths)) if ok[i:].all()), None)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
-from .kernels import Kernel, data_targets, kernel_file_for
+from .kernels import Kernel, data_targets, kernel_file_for, linearized_curve
 from .runs import by_run, describe, finite_or_nan, load_runs
 
 
@@ -26,7 +26,7 @@ def theory_overlay(ax, group, kernels, y):
     kernel = Kernel(path)
     steps = group[-1].data["eval"]["step"]
     eta = group[-1].settings["learning_rate"]
-    predicted = kernel.linearized_loss(steps, y, eta)
+    predicted = linearized_curve(group[-1], kernel, kernels, y)
     ax.plot(steps, predicted, **style.THEORY, label=r"linearized $\Theta_\infty$")
     loss0 = float(np.exp(np.mean(np.log(group[-1].data["eval"]["mean_function_mse"][:, 0]))))
     ax.plot(steps, loss0 * np.exp(-eta * kernel.lambda0 * steps / group[-1].n), color="black",

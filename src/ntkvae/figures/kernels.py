@@ -1,22 +1,19 @@
 """Reading the infinite-width kernel files and the empirical-NTK probes (numpy only).
 
-Layout assumed (rules/kernels.smk of the theory branch; one place to adapt if it changes):
-kernel files results/kernels/<dataset>/<activation>.h5 hold theta_inf/<group> (n, n) for W1,
-Wmu, Wsigma, W3, W4 and total, eigenvalues (n,) and eigenvectors (n, n) of theta_inf/total,
-lambda0, and, when the theory provides them, mean_eigenvalues / mean_eigenvectors of the
-mean kernel (every pair two different examples, the kernel of the noise-averaged function
-under fresh noise). Training files carry ntk/probe_index (p,) and ntk/init/<group>,
-ntk/final/<group> (seeds, p, p).
+Layout (docs/theory.md, "Data layout"): kernel files results/kernels/<dataset>/<activation>.h5
+hold theta_inf/<group> (n, n) for W1, Wmu, Wsigma, W3, W4 and total (same-example diagonal),
+eigenvalues / eigenvectors of theta_inf/total, mean_eigenvalues of the mean kernel
+Theta_bar = theta_inf - diag(D) (eigenvectors shared when D is constant, else
+mean_eigenvectors), lambda0 and lambda0_mean. Prediction files
+results/kernels/<dataset>/<run>/prediction.h5 hold the linearized loss curves of a run: step,
+fresh/mean_function_mse (init-averaged, fresh noise: comparable to the job's
+eval/mean_function_mse), theorem1_bound, theorem1_bound_mean. Training files carry
+ntk/probe_index (p,) and ntk/init/<group>, ntk/final/<group> (seeds, p, p).
 
-The linearized prediction for the mean-function residual, in our normalization
-(L = 1/(2n) sum ||f(x_i) - x_i||^2, gradient descent with step eta): per output coordinate
-r_{t+1} = (I - eta Theta / n) r_t, so with Theta = V diag(lambda) V^T and targets Y = X,
-
-    L_lin(t) = 1/(2n) sum_k (1 - eta lambda_k / n)^(2t) ||v_k^T (Y - f_0)||^2,
-
-averaged over initializations (E f_0 = 0). We drop the initial output's own contribution
-E||v_k^T f_0||^2 (the network's output variance at init; about 10% of L(0) at the default
-scale): the prediction starts at ||Y||^2 / (2n) instead of the measured L(0).
+Where no prediction file is given (tests on synthetic kernels), the curve is computed here from
+the spectrum: per output coordinate r_{t+1} = (I - eta Theta_bar / n) r_t, so with targets Y = X
+and E f_0 = 0, L_lin(t) = 1/(2n) sum_k (1 - eta lambda_k / n)^(2t) ||v_k^T Y||^2, leaving out
+the initial output's variance and the SGD-noise kicks that the theory's prediction includes.
 """
 
 from __future__ import annotations
@@ -34,9 +31,29 @@ def kernel_file_for(kernel_paths, dataset: str, activation: str | None = None):
     """The kernel file of `dataset` (and `activation`, if given) among `kernel_paths`, or None."""
     for path in kernel_paths or ():
         p = pathlib.Path(path)
-        if p.parent.name == dataset and (activation is None or p.stem == activation):
+        if p.name != "prediction.h5" and p.parent.name == dataset and (activation is None or p.stem == activation):
             return str(p)
     return None
+
+
+def prediction_file_for(paths, dataset: str, run: str):
+    """The prediction file results/kernels/<dataset>/<run>/prediction.h5 among `paths`, or None."""
+    for path in paths or ():
+        p = pathlib.Path(path)
+        if p.name == "prediction.h5" and p.parent.name == run and p.parent.parent.name == dataset:
+            return str(p)
+    return None
+
+
+def linearized_curve(run, kernel: "Kernel", paths, y) -> np.ndarray:
+    """The theory's mean-function residual at the run's logged steps: from its prediction file when
+    one is among `paths`, else computed from the kernel's spectrum (see the module docstring)."""
+    steps = np.asarray(run.data["eval"]["step"], float)
+    path = prediction_file_for(paths, run.dataset, run.run)
+    if path is None:
+        return kernel.linearized_loss(steps, y, run.settings["learning_rate"])
+    with io.open_input(path, ("step", "fresh/mean_function_mse")) as f:
+        return np.interp(steps, f["step"][()], f["fresh/mean_function_mse"][()])
 
 
 def has_probes(run) -> bool:
@@ -53,7 +70,8 @@ class Kernel:
             self.theta = {g: f["theta_inf"][g][()] for g in f["theta_inf"]}
             mean = "mean_eigenvalues" in f
             self.eigenvalues = f["mean_eigenvalues" if mean else "eigenvalues"][()]
-            self.eigenvectors = f["mean_eigenvectors" if mean else "eigenvectors"][()]
+            # The mean kernel shares the eigenvectors of Theta_inf when the noise diagonal is constant.
+            self.eigenvectors = f["mean_eigenvectors" if "mean_eigenvectors" in f else "eigenvectors"][()]
             self.lambda0 = float(f["lambda0"][()]) if "lambda0" in f else float(np.min(f["eigenvalues"][()]))
             self.kernel_kind = "mean kernel" if mean else "Theta_inf"
 

@@ -12,15 +12,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
-from .kernels import Kernel, curve_distance, data_targets, kernel_file_for
+from .kernels import Kernel, curve_distance, data_targets, kernel_file_for, linearized_curve
 from .runs import by_run, load_runs
 
 
-def distances(runs, kernel, y) -> np.ndarray:
+def distances(runs, kernel, y, paths=()) -> np.ndarray:
     """(seeds, widths) distance of each seed's curve from the linearized prediction."""
     out = []
     for r in runs:
-        predicted = kernel.linearized_loss(r.data["eval"]["step"], y, r.settings["learning_rate"])
+        predicted = linearized_curve(r, kernel, paths, y)
         out.append([curve_distance(c, predicted) for c in r.data["eval"]["mean_function_mse"]])
     return np.asarray(out).T
 
@@ -43,7 +43,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
     for i, (name, runs) in enumerate(groups.items()):
         kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
         widths = np.array([r.width for r in runs])
-        dist = distances(runs, kernel, y)
+        dist = distances(runs, kernel, y, kernels)
         centre = dist.mean(axis=0)
         m_min = minimum_width(widths, centre, tolerance)
         color = plt.get_cmap("tab10")(i)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import measures, style
-from .kernels import Kernel, data_targets, kernel_file_for, lambda_min
+from .kernels import Kernel, data_targets, kernel_file_for, lambda_min, linearized_curve
 from .runs import by_run, finite_or_nan, load_runs
 
 
@@ -42,7 +42,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_
             steps = r.data["eval"]["step"]
             curve = finite_or_nan(r.data["eval"]["mean_function_mse"])
             style.mean_and_band(ax_c, steps, curve, colors[r.width], f"m = {r.width}", log=True)
-            predicted = kernel.linearized_loss(steps, y, eta)
+            predicted = linearized_curve(r, kernel, kernels, y)
             measured_rates.append([measures.decay_rate(steps, c) for c in curve])
             predicted_rates.append(measures.decay_rate(steps, predicted))
         ax_c.plot(steps, predicted, **style.THEORY, label=r"linearized $\Theta_\infty$")
