@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import pytest
 
 from ntkvae import claims as C
@@ -120,3 +121,12 @@ def test_cli_names_a_corrupt_input(tmp_path, caplog):
     code = C.main(["--inputs", str(bad), "--settings", json.dumps(settings), "--md", str(tmp_path / "c.md"),
                    "--tsv", str(tmp_path / "c.tsv")])
     assert code == 1 and "broken.h5" in caplog.text
+
+
+def test_activation_claim_fails_and_says_so_when_a_run_diverged(tmp_path):
+    files = [write_run(tmp_path / "erf.h5", run="act_erf", activation="erf", rate=0.02),
+             write_run(tmp_path / "sp.h5", run="act_softplus", activation="softplus", rate=0.02)]
+    with h5py.File(files[1], "a") as f:
+        f.attrs["diverged"] = json.dumps({"0": 2, "1": 3})   # as train.py records it (on_divergence: record)
+    (row,) = by_key(C.compute(files, SETTINGS, ["toy"]), "activations")
+    assert row.verdict == C.FAILS and "softplus: diverged at step 2" in row.measured

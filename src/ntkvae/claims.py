@@ -167,6 +167,11 @@ def activation_claims(runs, dataset, settings) -> list[Claim]:
     for r in sweep:
         if r.width != max(s.width for s in sweep if s.run == r.run):
             continue
+        if r.diverged:
+            ok = False
+            parts.append(f"{r.model['activation']}: diverged at step {min(r.diverged.values())} "
+                         f"(lr {r.settings['learning_rate']:g})")
+            continue
         curve = measures.geometric_mean(r.data["eval"]["mean_function_mse"])
         rate = measures.decay_rate(r.data["eval"]["step"], curve)
         ratio = curve[-1] / curve[0]

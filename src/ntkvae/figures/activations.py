@@ -31,7 +31,10 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     fig, (ax_c, ax_r) = plt.subplots(1, 2, figsize=(style.FULL_WIDTH_IN, 2.6), gridspec_kw={"width_ratios": [2, 1]})
     for i, r in enumerate(runs):
         ev = r.data["eval"]
-        style.mean_and_band(ax_c, ev["step"], finite_or_nan(ev["mean_function_mse"]), cmap(i), activation_of(r),
+        label = activation_of(r)
+        if r.diverged:
+            label += f" (diverged at step {min(r.diverged.values())}, lr {r.settings['learning_rate']:g})"
+        style.mean_and_band(ax_c, ev["step"], finite_or_nan(ev["mean_function_mse"]), cmap(i), label,
                             log=True, linestyle="-" if SMOOTH.get(activation_of(r), True) else "-.")
         rates = [measures.decay_rate(ev["step"], seed_curve) for seed_curve in finite_or_nan(ev["mean_function_mse"])]
         ax_r.plot([i] * len(rates), rates, "o", color=cmap(i), markersize=3)

@@ -39,6 +39,12 @@ class Run:
         return int(self.attrs["latent_width"])
 
     @property
+    def diverged(self) -> dict:
+        """{seed: step} of the seeds whose objective became NaN or infinite (recorded divergence)."""
+        value = self.attrs.get("diverged", "{}")
+        return json.loads(value) if isinstance(value, str) else {}
+
+    @property
     def label(self) -> str:
         """The run's description from the config, or its name."""
         return self.settings.get("description") or self.run
