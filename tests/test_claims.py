@@ -125,8 +125,8 @@ def test_cli_names_a_corrupt_input(tmp_path, caplog):
 
 def test_activation_claim_fails_and_says_so_when_a_run_diverged(tmp_path):
     files = [write_run(tmp_path / "erf.h5", run="act_erf", activation="erf", rate=0.02),
-             write_run(tmp_path / "sp.h5", run="act_softplus", activation="softplus", rate=0.02)]
+             write_run(tmp_path / "sp.h5", run="act_relu", activation="relu", rate=0.02)]
     with h5py.File(files[1], "a") as f:
         f.attrs["diverged"] = json.dumps({"0": 2, "1": 3})   # as train.py records it (on_divergence: record)
     (row,) = by_key(C.compute(files, SETTINGS, ["toy"]), "activations")
-    assert row.verdict == C.FAILS and "softplus: diverged at step 2" in row.measured
+    assert row.verdict == C.FAILS and "relu: diverged at step 2" in row.measured
