@@ -13,6 +13,7 @@ import numpy as np
 
 from .figures import kernels as K
 from .figures import measures
+from .figures.min_width import extrapolated_width
 
 THEORY_CLAIMS = (
     ("kernel_constancy", "the NTK stays constant in training: ||Theta_m(T) - Theta_m(0)|| / ||Theta_m(0)|| = O(m^-1/2)",
@@ -86,6 +87,9 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
             for r in wide_runs]
     ok = np.asarray(dist) <= settings["min_width_tolerance"]
     m_min = next((int(widths[i]) for i in range(len(widths)) if ok[i:].all()), None)
+    guess = extrapolated_width(widths, np.asarray(dist), settings["min_width_tolerance"])
+    if m_min is None and guess:
+        detail += f"; power-law extrapolation reaches the tolerance at m = {guess:.3g}"
     out.append(row("min_width", f"minimum width {m_min if m_min else '> ' + str(widths.max())}",
                    f"exists at or below {widths.max()}", f"curve distance {settings['min_width_tolerance']:g}",
                    m_min is not None, f"{detail}; distances " + ", ".join(f"{d:.3g}" for d in dist)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import style
+from . import measures, style
 from .kernels import Kernel, curve_distance, data_targets, kernel_file_for, linearized_curve
 from .runs import by_run, load_runs
 
@@ -34,6 +34,14 @@ def minimum_width(widths, distance, tolerance):
     return None
 
 
+def extrapolated_width(widths, distance, tolerance):
+    """Width at which the power law fitted to distance(m) reaches the tolerance (None if not falling)."""
+    slope = measures.loglog_slope(widths, distance)
+    if not slope < 0:
+        return None
+    return float(widths[-1] * (tolerance / distance[-1]) ** (1.0 / slope))
+
+
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):
     style.apply()
     tolerance = (settings or {}).get("min_width_tolerance", 0.1)
@@ -47,8 +55,10 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
         centre = dist.mean(axis=0)
         m_min = minimum_width(widths, centre, tolerance)
         color = plt.get_cmap("tab10")(i)
+        guess = extrapolated_width(widths, centre, tolerance)
+        extra = f", power-law extrapolation {guess:.3g}" if guess and not m_min else ""
         ax.errorbar(widths, centre, yerr=style.spread(dist, centre), marker="o", markersize=3, capsize=2, color=color,
-                    label=f"{name}: min width {m_min if m_min else '> ' + str(widths.max())}")
+                    label=f"{name}: min width {m_min if m_min else '> ' + str(widths.max())}{extra}")
         if m_min:
             ax.axvline(m_min, color=color, linestyle=":", linewidth=0.8)
     ax.axhline(tolerance, **style.THEORY, label=f"tolerance {tolerance:g}")
