@@ -124,16 +124,19 @@ def beta_claims(runs, dataset, settings) -> list[Claim]:
     kl = np.array([np.mean(measures.final(r.data["eval"]["kl"])) for r in at])
     residual = np.array([np.mean(measures.final(r.data["eval"]["mean_function_mse"])) for r in at])
     detail = f"m = {widest}, beta = {', '.join(f'{b:g}' for b in betas)}"
+    # Rank correlations take a few exact values (0.8 = one adjacent swap among 4 betas); the
+    # comparison allows for floating-point rounding of those values.
     rho_kl, rho_res = measures.spearman(betas, kl), measures.spearman(betas, residual)
+    rho -= 1e-9
     if len(betas) < 3:
         return [Claim("beta_kl", "larger beta lowers the KL", dataset, figure, "-", "-", "-", NOT_EVALUATED,
                       f"a rank correlation needs at least 3 beta values ({detail})")]
     return [
         Claim("beta_kl", "KL acts as a regularizer: larger beta lowers the final KL", dataset, figure,
-              f"Spearman {rho_kl:+.2f}", "Spearman -1", f"<= -{rho:g}", verdict(rho_kl <= -rho),
+              f"Spearman {rho_kl:+.2f}", "Spearman -1", f"<= -{rho:.2g}", verdict(rho_kl <= -rho),
               detail + "; KL " + ", ".join(f"{v:.3g}" for v in kl)),
         Claim("beta_residual", "KL acts as a regularizer: larger beta raises the reconstruction residual", dataset,
-              figure, f"Spearman {rho_res:+.2f}", "Spearman +1", f">= {rho:g}", verdict(rho_res >= rho),
+              figure, f"Spearman {rho_res:+.2f}", "Spearman +1", f">= {rho:.2g}", verdict(rho_res >= rho),
               detail + "; residual " + ", ".join(f"{v:.3g}" for v in residual)),
     ]
 
