@@ -130,3 +130,11 @@ def test_activation_claim_fails_and_says_so_when_a_run_diverged(tmp_path):
         f.attrs["diverged"] = json.dumps({"0": 2, "1": 3})   # as train.py records it (on_divergence: record)
     (row,) = by_key(C.compute(files, SETTINGS, ["toy"]), "activations")
     assert row.verdict == C.FAILS and "relu: diverged at step 2" in row.measured
+
+
+def test_one_swapped_pair_among_four_betas_is_within_the_tolerance(tmp_path):
+    # Spearman = 0.8 exactly (one adjacent swap), the documented allowance of rank_correlation 0.8.
+    files = beta_files(tmp_path, {1: 4.0, 3: 3.0, 10: 2.0, 30: 1.0}, {1: 0.05, 3: 0.04, 10: 0.045, 30: 0.01})
+    settings = dict(SETTINGS, kl_runs=["kl_beta1", "kl_beta3", "kl_beta10", "kl_beta30"])
+    rows = {c.key: c for c in C.compute(files, settings, ["toy"]) if c.key.startswith("beta_")}
+    assert rows["beta_residual"].measured == "Spearman +0.80" and rows["beta_residual"].verdict == C.HOLDS
