@@ -14,6 +14,75 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
+
+def add_figure_runs(config):
+    """Add the runs the figures' sweeps need to config["runs"] (called once, after validation).
+
+    The compact keys of the `figures` section become ordinary named runs, so that every
+    sweep point is one training job like any other (docs/figures.md lists them):
+      kl_beta<b>        full objective, Wsigma frozen, beta = b, at figures.kl_widths   (F5, F6)
+      kl_sigma_trained  full objective, Wsigma trained, training.beta, at kl_widths     (F5)
+      act_<name>        reconstruction loss with activation <name> at activation_widths (F10)
+      narrow            the settings of figures.wide_run at width narrow_width          (F7)
+    Sweep runs take their steps and seeds from figures.sweep; the narrow run keeps those of
+    wide_run so that its curves compare step for step. Runs the figures name must exist.
+    """
+    figures, runs = config["figures"], config["runs"]
+    sweep = {"steps": figures["sweep"]["steps"], "seeds": list(figures["sweep"]["seeds"])}
+    generated = {}
+    for beta in figures["kl_betas"]:
+        generated[beta_run_name(beta)] = dict(
+            sweep, objective="vae", beta=beta, train_sigma=False, widths=figures["kl_widths"],
+            description=f"full objective, beta = {beta:g}, Wsigma frozen (beta sweep)",
+        )
+    if figures["sigma_trained"]:
+        generated["kl_sigma_trained"] = dict(
+            sweep, objective="vae", train_sigma=True, widths=figures["kl_widths"],
+            description="full objective, Wsigma trained",
+        )
+    for activation in figures["activations"]:
+        # Whether gradient descent is stable at the shared learning rate depends on the
+        # activation (eta < 2n / lambda_max of its kernel): a divergence is recorded and shown
+        # in F10 and the claims table instead of stopping the workflow.
+        generated[f"act_{activation}"] = dict(
+            sweep, objective="mse", activation=activation, widths=figures["activation_widths"],
+            on_divergence="record", description=f"reconstruction loss, activation {activation}",
+        )
+    named = {
+        "figures.convergence_runs": figures["convergence_runs"],
+        "figures.laziness_runs": figures["laziness_runs"],
+        "figures.generation_runs": figures["generation_runs"],
+        "figures.kernel_runs": figures["kernel_runs"],
+        "figures.wide_run": [figures["wide_run"]],
+    }
+    for key, names in named.items():
+        for name in names:
+            if name not in runs:
+                raise WorkflowError(
+                    f"invalid config:\n  {key}: run {name!r} is not defined in runs "
+                    f"(defined: {', '.join(runs)})"
+                )
+    generated["narrow"] = dict(
+        runs[figures["wide_run"]],
+        widths=[figures["narrow_width"]],
+        description=f"narrow (standard) VAE, width {figures['narrow_width']}",
+    )
+    clash = sorted(set(generated) & set(runs))
+    if clash:
+        raise WorkflowError(
+            f"invalid config:\n  runs: {clash[0]!r} is a name the figures generate; rename the run"
+        )
+    runs.update(generated)
+
+
+def beta_run_name(beta):
+    """Run name of one beta-sweep point: kl_beta0p1 for beta = 0.1 (no dot in paths)."""
+    number = f"{beta:g}".replace(".", "p").replace("+", "")
+    return f"kl_beta{number}"
+
+
+add_figure_runs(config)
+
 # Every step runs the workflow's own package (python -m ntkvae.<step>), whatever is
 # installed in the environment. Snakemake clears PYTHONPATH for conda jobs before the
 # shell starts, so it is set inside the shell, in the prefix of every command.
@@ -89,9 +158,203 @@ def convergence_inputs(wildcards):
     ]
 
 
+def plot_code(module):
+    """Path of a figure's plotting module (an input of its rule: editing it reruns that figure)."""
+    return workflow_file(f"src/ntkvae/figures/{module}.py")
+
+
+def claims_code():
+    return [
+        str(Path(workflow.basedir) / "src" / "ntkvae" / f"{module}.py")
+        for module in ("claims", "claims_theory")
+    ]
+
+
+def runs_outputs(dataset, runs):
+    return [path for run in runs for path in train_outputs(dataset, run)]
+
+
+def laziness_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, config["figures"]["laziness_runs"])
+
+
+def kl_beta_inputs(wildcards):
+    runs = [beta_run_name(beta) for beta in config["figures"]["kl_betas"]]
+    return runs_outputs(wildcards.dataset, runs)
+
+
+def narrow_wide_inputs(wildcards):
+    wide = config["figures"]["wide_run"]
+    widest = f"results/train/{wildcards.dataset}/{wide}/w{max(run_widths(wide))}.h5"
+    return [*train_outputs(wildcards.dataset, "narrow"), widest]
+
+
+def generation_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, config["figures"]["generation_runs"])
+
+
+def activation_inputs(wildcards):
+    runs = [f"act_{activation}" for activation in config["figures"]["activations"]]
+    return runs_outputs(wildcards.dataset, runs)
+
+
+def claims_inputs(wildcards):
+    """Every training file a claim reads (the same runs as the figures)."""
+    figures = config["figures"]
+    runs = set(figures["convergence_runs"]) | set(figures["laziness_runs"]) | set(figures["kernel_runs"])
+    runs |= {beta_run_name(beta) for beta in figures["kl_betas"]}
+    runs |= {f"act_{activation}" for activation in figures["activations"]}
+    runs |= {"narrow", figures["wide_run"]} | set(krr_runs())
+    return [path for dataset in DATASETS for path in runs_outputs(dataset, sorted(runs))]
+
+
+def claims_settings_json(wildcards):
+    """The figures section, plus the beta-sweep run names and the datasets, for ntkvae.claims."""
+    settings = dict(config["figures"])
+    settings["kl_runs"] = [beta_run_name(beta) for beta in config["figures"]["kl_betas"]]
+    settings["datasets"] = list(DATASETS)
+    return shlex.quote(json.dumps(settings, sort_keys=True))
+
+
+def theory_available():
+    """Whether the workflow has the kernel rules (rules/kernels.smk) the theory figures need."""
+    return (Path(workflow.basedir) / "rules" / "kernels.smk").exists()
+
+
+def kernel_files(dataset, runs):
+    """Kernel files (one per activation) and linearized predictions (one per run) of the given
+    runs on one dataset (rules/kernels.smk); none when the workflow has no kernel rules."""
+    if not theory_available():
+        return []
+    activations = sorted({run_model(config, run)["activation"] for run in runs})
+    kernels = [f"results/kernels/{dataset}/{activation}.h5" for activation in activations]
+    return [*kernels, *(f"results/kernels/{dataset}/{run}/prediction.h5" for run in runs)]
+
+
+def kernel_inputs(wildcards):
+    return kernel_files(wildcards.dataset, config["figures"]["kernel_runs"])
+
+
+def convergence_kernel_inputs(wildcards):
+    return kernel_files(wildcards.dataset, config["figures"]["convergence_runs"])
+
+
+def kernel_run_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, config["figures"]["kernel_runs"])
+
+
+def krr_runs():
+    runs = [beta_run_name(beta) for beta in config["figures"]["kl_betas"]]
+    return runs + (["kl_sigma_trained"] if config["figures"]["sigma_trained"] else [])
+
+
+def krr_inputs(wildcards):
+    return runs_outputs(wildcards.dataset, krr_runs())
+
+
+def krr_kernel_inputs(wildcards):
+    return kernel_files(wildcards.dataset, krr_runs())
+
+
+def convergence_kernel_args(wildcards, input):
+    """F1 overlays the linearized trajectory when the kernel files are inputs."""
+    return f"--kernels {input.kernels} --data {input.data}" if input.kernels else ""
+
+
+def claims_kernel_inputs(wildcards):
+    runs = sorted(set(config["figures"]["kernel_runs"]) | set(krr_runs()))
+    return [path for dataset in DATASETS for path in kernel_files(dataset, runs)]
+
+
+def claims_data_inputs(wildcards):
+    return [f"results/data/{dataset}.h5" for dataset in DATASETS]
+
+
+def provenance_code():
+    return str(Path(workflow.basedir) / "src" / "ntkvae" / "provenance.py")
+
+
+def resolved_config_json(wildcards):
+    return shlex.quote(json.dumps(config, sort_keys=True))
+
+
+def figure_settings_json(wildcards):
+    return shlex.quote(json.dumps(config["figures"], sort_keys=True))
+
+
+def figure_names():
+    """Topics of the figures this config builds, in paper order (f<k>_<topic>_<dataset>)."""
+    theory = theory_available()
+    names = ["f1_convergence", "f2_laziness"]
+    if theory:
+        names += ["f3_kernel_constancy", "f4_rate"]
+        if krr_runs():
+            names.append("f5_krr")
+    if config["figures"]["kl_betas"]:
+        names.append("f6_kl_beta")
+    names += ["f7_narrow_wide", "f8_generation"]
+    if theory:
+        names.append("f9_min_width")
+    if config["figures"]["activations"]:
+        names.append("f10_activations")
+    return names
+
+
 def all_figures():
-    return expand(
-        "results/figures/f1_convergence_{dataset}.{ext}", dataset=DATASETS, ext=("pdf", "png")
+    """Every figure (PDF and PNG) and the claims table: the targets of `rule all` and the report."""
+    figures = expand(
+        "results/figures/{name}_{dataset}.{ext}",
+        name=figure_names(),
+        dataset=DATASETS,
+        ext=("pdf", "png"),
+    )
+    return [*figures, "results/claims.md", "results/claims.tsv", "results/provenance.yaml"]
+
+
+
+# ---------------------------------------------------------------- kernels (rules/kernels.smk)
+KERNEL_ACTIVATIONS = ("erf", "relu", "tanh", "softplus", "gelu")
+
+
+def kernels_json(wildcards=None):
+    """The `kernels` config section as a shell-quoted JSON argument (also the training probes)."""
+    return shlex.quote(json.dumps(config["kernels"], sort_keys=True))
+
+
+def kernel_model_json(wildcards):
+    """The `model` section with the wildcard's activation, without the width list."""
+    model = {k: v for k, v in config["model"].items() if k != "widths"}
+    model["activation"] = wildcards.activation
+    return shlex.quote(json.dumps(model, sort_keys=True))
+
+
+def kernel_mem_mb(wildcards, attempt):
+    """Theta_inf per group, total, eigenvectors and work space: about 12 n x n float64 arrays."""
+    n = DATASETS[wildcards.dataset]["n"]
+    return int((1000 + 12 * 8 * n * n / 1e6) * (1.5 ** (attempt - 1)))
+
+
+def kernel_runtime(wildcards, attempt):
+    """Minutes: the n x n map and the n^3 eigendecomposition (n = 10,000: a few minutes on 2 cores)."""
+    n = DATASETS[wildcards.dataset]["n"]
+    return int((5 + 10 * (n / 10000) ** 3 + 5 * (n / 10000) ** 2) * 2 ** (attempt - 1))
+
+
+def run_kernel_file(wildcards):
+    """The kernel file a run's prediction needs (the run may override the activation)."""
+    activation = run_model(config, wildcards.run)["activation"]
+    return f"results/kernels/{wildcards.dataset}/{activation}.h5"
+
+
+def run_settings_json(wildcards):
+    return shlex.quote(json.dumps(run_settings(config, wildcards.run), sort_keys=True))
+
+
+def kernel_targets():
+    """Every kernel file and every run's prediction: for the lead's `rule all`."""
+    activations = sorted({run_model(config, run)["activation"] for run in config["runs"]})
+    return expand("results/kernels/{dataset}/{activation}.h5", dataset=DATASETS, activation=activations) + expand(
+        "results/kernels/{dataset}/{run}/prediction.h5", dataset=DATASETS, run=config["runs"]
     )
 
 

@@ -16,6 +16,7 @@ rule train:
         model=train_model_json,
         training=train_settings_json,
         checkpoint="results/checkpoints/{dataset}/{run}/w{width}.npz",
+        probe=kernels_json,
     threads: 2
     resources:
         mem_mb=train_mem_mb,
@@ -26,4 +27,4 @@ rule train:
     shell:
         "python -m ntkvae.train --data {input.data} --width {wildcards.width} --run {wildcards.run} "
         "--model {params.model} --training {params.training} "
-        "--checkpoint {params.checkpoint} --out {output.run} > {log} 2>&1"
+        "--checkpoint {params.checkpoint} --probe {params.probe} --out {output.run} > {log} 2>&1"

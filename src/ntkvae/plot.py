@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 
 from . import io
 
-FIGURES = {"convergence": "ntkvae.figures.convergence"}
+FIGURES = {
+    "convergence": "ntkvae.figures.convergence",        # F1
+    "laziness": "ntkvae.figures.laziness",              # F2
+    "kernel_constancy": "ntkvae.figures.kernel_constancy",  # F3
+    "rate": "ntkvae.figures.rate",                      # F4
+    "krr": "ntkvae.figures.krr",                        # F5
+    "kl_beta": "ntkvae.figures.kl_beta",                # F6
+    "narrow_wide": "ntkvae.figures.narrow_wide",        # F7
+    "generation": "ntkvae.figures.generation",          # F8
+    "min_width": "ntkvae.figures.min_width",            # F9
+    "activations": "ntkvae.figures.activations",        # F10
+}
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting in PDF output is noise
     p = argparse.ArgumentParser(prog="python -m ntkvae.plot", description=__doc__.split("\n\n")[0])
     p.add_argument("figure", choices=sorted(FIGURES))
     p.add_argument("--inputs", nargs="+", required=True, help="HDF5 files the figure is built from")
@@ -25,10 +38,16 @@ def main(argv=None) -> int:
     p.add_argument("--png")
     p.add_argument("--dpi", type=int, default=150)
     p.add_argument("--dataset", help="dataset name for the title")
+    p.add_argument("--data", help="the dataset's HDF5 file (figures that show images)")
+    p.add_argument("--kernels", nargs="+", help="kernel HDF5 files (figures with infinite-width theory)")
+    p.add_argument("--settings", help="JSON of figure settings from the config (figures that need them)")
     args = p.parse_args(argv)
     module = importlib.import_module(FIGURES[args.figure])
+    extra = {key: getattr(args, key) for key in ("data", "kernels") if getattr(args, key)}
+    if args.settings:
+        extra["settings"] = json.loads(args.settings)
     try:
-        module.plot(args.inputs, args.pdf, args.png, dpi=args.dpi, dataset=args.dataset)
+        module.plot(args.inputs, args.pdf, args.png, dpi=args.dpi, dataset=args.dataset, **extra)
     except io.InputFileError as err:
         logging.getLogger("ntkvae.plot").error("%s", err)
         return 1

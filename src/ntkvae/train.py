@@ -28,7 +28,7 @@ import numpy as np
 
 from . import accelerator
 from . import config as C
-from . import datasets, io
+from . import datasets, generation, io
 from . import model as M
 from .training import DivergenceError, Progress, Settings, Trainer, first_divergence, log_points
 
@@ -54,12 +54,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", help="resolved `model` section as JSON (instead of --config)")
     p.add_argument("--training", help="resolved training settings as JSON (instead of --config)")
     p.add_argument("--checkpoint", help="scratch file for checkpoints (enables resume)")
+    p.add_argument("--probe", help="the `kernels` config section as JSON (empirical-kernel probe settings)")
     args = p.parse_args(argv)
+    args.probe_cfg = json.loads(args.probe) if args.probe else {}
     if args.config:
         cfg = C.load_config(args.config)
         run = args.run or next(iter(cfg["runs"]))
         args.model_cfg, args.training_cfg = C.run_model(cfg, run), C.run_settings(cfg, run)
         args.run = run
+        args.probe_cfg = args.probe_cfg or cfg.get("kernels", {})
     elif args.model and args.training:
         args.model_cfg, args.training_cfg = json.loads(args.model), json.loads(args.training)
     else:
@@ -229,6 +232,9 @@ def write_output(args, trainer: Trainer, state, history, data_attrs, diverged, d
     evals = jax.tree.map(lambda *a: np.stack(a, axis=-1), *history["evals"])  # leaves (seeds, points)
     count = min(settings.reconstructions, trainer.n)
     recon = trainer.reconstructions(state, count) if count else None
+    # F8 and F6: prior samples, latent traversals and latent statistics (ntkvae.generation).
+    gen_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2**31 - 2))(state["eval_key"])
+    generated = generation.generate(state["params"], gen_keys, trainer.x, trainer.arch, trainer.width)
     cfg = {"dataset": data_attrs.get("dataset"), "run": args.run, "width": args.width, "model": args.model_cfg,
            "training": args.training_cfg}
     attrs = io.provenance(cfg, dataset=str(data_attrs.get("dataset", "")), run=str(args.run or ""),
@@ -252,7 +258,39 @@ def write_output(args, trainer: Trainer, state, history, data_attrs, diverged, d
             f["reconstructions/index"] = np.arange(count)
             f["reconstructions/mean"] = recon["mean"]
             f["reconstructions/sample"] = recon["sample"]
+        io.write_dict(f.require_group("generation"), generated)
+        write_ntk_probes(f, args, trainer, state)
     log.info("wrote %s", args.out)
+
+
+def write_ntk_probes(f, args, trainer: Trainer, state) -> None:
+    """Empirical stochastic NTK per group at init and at the end, on the first p examples (per seed).
+
+    Datasets ntk/probe_index (p,), ntk/init/<group> and ntk/final/<group> (seeds, p, p) float32;
+    the same noise draws (a fixed key per seed) at init and at the end, so the difference is
+    the kernel's drift, not Monte-Carlo noise. See docs/theory.md, "Data layout".
+    """
+    from . import kernels  # local: the kernel code is needed only here
+
+    probe = getattr(args, "probe_cfg", {}) or {}
+    size = min(int(probe.get("probe_size", 32)), trainer.n)
+    if size <= 0:
+        return
+    samples, outputs = int(probe.get("probe_noise_samples", 4)), int(probe.get("probe_outputs", 8))
+    xs = trainer.x[:size]
+    f["ntk/probe_index"] = np.arange(size)
+    f["ntk"].attrs.update({"noise_samples": samples, "output_coordinates": json.dumps(
+        kernels.output_coordinates(trainer.d, outputs).tolist())})
+    t0 = time.perf_counter()
+    for stage, key in (("init", "params0"), ("final", "params")):
+        per_seed = []
+        for pos, seed in enumerate(trainer.settings.seeds):
+            params = jax.tree.map(lambda a: a[pos], state[key])
+            probe_key = jax.random.fold_in(jax.random.PRNGKey(seed), 3)
+            per_seed.append(kernels.theta_m(params, xs, trainer.arch, trainer.width, probe_key, samples, outputs=outputs))
+        for group in per_seed[0]:
+            f[f"ntk/{stage}/{group}"] = np.stack([k[group] for k in per_seed]).astype(np.float32)
+    log.info("empirical NTK probes (p=%d) in %.1f s", size, time.perf_counter() - t0)
 
 
 def main(argv=None) -> int:

@@ -12,12 +12,32 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
+from .kernels import Kernel, data_targets, kernel_file_for, linearized_curve
 from .runs import by_run, describe, finite_or_nan, load_runs
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None):
+def theory_overlay(ax, group, kernels, y):
+    """Black dashed: the linearized Theta_inf trajectory of the mean-function residual; dotted: the
+    Theorem 1 bound exp(-eta lambda0 t / n) L(0) in our normalization (docs/theory.md), from the
+    measured L(0) of the widest width."""
+    path = kernel_file_for(kernels, group[0].dataset, group[0].model["activation"])
+    if path is None:
+        return
+    kernel = Kernel(path)
+    steps = group[-1].data["eval"]["step"]
+    eta = group[-1].settings["learning_rate"]
+    predicted = linearized_curve(group[-1], kernel, kernels, y)
+    ax.plot(steps, predicted, **style.THEORY, label=r"linearized $\Theta_\infty$")
+    loss0 = float(np.exp(np.mean(np.log(group[-1].data["eval"]["mean_function_mse"][:, 0]))))
+    ax.plot(steps, loss0 * np.exp(-eta * kernel.lambda0 * steps / group[-1].n), color="black",
+            linestyle=":", linewidth=1.0, label=r"Thm 1 bound $e^{-\eta\lambda_0 t/n}L(0)$")
+    ax.legend(frameon=False, fontsize=6)
+
+
+def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):
     style.apply()
     runs = load_runs(paths)
+    y = data_targets(data) if kernels and data else None
     groups = by_run(runs)
     widths = sorted({r.width for r in runs})
     colors = style.width_colors(widths)
@@ -33,6 +53,8 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None):
                                 f"m = {r.width}", log=True)
             floor = np.nanmean(finite_or_nan(ev["noise_floor"]), axis=0)
             ax_res.plot(ev["step"], floor, color=colors[r.width], linestyle="--", linewidth=0.8)
+        if y is not None:
+            theory_overlay(ax_res, group, kernels, y)
         ax_obj.set_title(f"run '{name}': training objective")
         ax_obj.text(0.98, 0.95, describe(group[0]), transform=ax_obj.transAxes, ha="right", va="top", fontsize=6)
         ax_res.set_title(f"run '{name}': noise-averaged residual (dashed: noise floor)")

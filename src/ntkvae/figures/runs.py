@@ -26,6 +26,29 @@ class Run:
     def settings(self) -> dict:
         return json.loads(self.attrs["config"])["training"]
 
+    @property
+    def model(self) -> dict:
+        return json.loads(self.attrs["config"])["model"]
+
+    @property
+    def d(self) -> int:
+        return int(self.attrs["d"])
+
+    @property
+    def latent_width(self) -> int:
+        return int(self.attrs["latent_width"])
+
+    @property
+    def diverged(self) -> dict:
+        """{seed: step} of the seeds whose objective became NaN or infinite (recorded divergence)."""
+        value = self.attrs.get("diverged", "{}")
+        return json.loads(value) if isinstance(value, str) else {}
+
+    @property
+    def label(self) -> str:
+        """The run's description from the config, or its name."""
+        return self.settings.get("description") or self.run
+
 
 def load_run(path) -> Run:
     with io.open_input(path, REQUIRED) as f:

@@ -53,6 +53,15 @@ def mean_and_band(ax, x, ys, color, label, *, log=False, **kw):
     return line
 
 
+def spread(values, centre) -> np.ndarray:
+    """Error-bar lengths (2, k) from `centre` down to the minimum and up to the maximum over seeds (rows)."""
+    values = np.asarray(values, dtype=float)
+    return np.stack([np.maximum(centre - np.nanmin(values, axis=0), 0), np.maximum(np.nanmax(values, axis=0) - centre, 0)])
+
+
+THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.0}   # theory overlays: black dashed
+
+
 def save(fig, pdf: str | os.PathLike, png: str | os.PathLike | None, dpi: int) -> None:
     """Write PDF (no creation date, so identical inputs give identical bytes) and PNG."""
     pathlib.Path(pdf).parent.mkdir(parents=True, exist_ok=True)

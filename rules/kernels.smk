@@ -1,0 +1,52 @@
+# Infinite-width kernels: one job per (dataset, activation) writes Theta_inf per group, its
+# spectrum, lambda0 and the KRR table (results/kernels/<dataset>/<activation>.h5); one job per
+# (dataset, run) turns it into the linearized loss-curve prediction of that run
+# (results/kernels/<dataset>/<run>/prediction.h5). Kernels do not depend on the width or on
+# beta: every width and every beta reuses the same file. Layouts: docs/theory.md, "Data layout".
+# Helper functions (kernels_json, kernel_targets, ...) are in common.smk (snakemake --lint).
+rule kernel:
+    """Theta_inf per group (float64), eigendecomposition, lambda0 and KRR fits for the beta grid."""
+    input:
+        data="results/data/{dataset}.h5",
+    output:
+        kernel="results/kernels/{dataset}/{activation}.h5",
+    log:
+        "results/logs/kernels/{dataset}/{activation}.log",
+    benchmark:
+        "results/benchmarks/kernels/{dataset}/{activation}.tsv"
+    wildcard_constraints:
+        activation="|".join(KERNEL_ACTIVATIONS),
+    params:
+        model=kernel_model_json,
+        kernels=kernels_json,
+    threads: 2
+    resources:
+        mem_mb=kernel_mem_mb,
+        runtime=kernel_runtime,
+    conda:
+        "../envs/jax-cpu.yaml"
+    shell:
+        "python -m ntkvae.compute_kernels kernel --data {input.data} --model {params.model} "
+        "--kernels {params.kernels} --out {output.kernel} > {log} 2>&1"
+
+
+rule predict:
+    """Linearized loss curves of one run (fresh and fixed noise) and the Theorem-1 bound."""
+    input:
+        data="results/data/{dataset}.h5",
+        kernel=run_kernel_file,
+    output:
+        prediction="results/kernels/{dataset}/{run}/prediction.h5",
+    log:
+        "results/logs/kernels/{dataset}/{run}/prediction.log",
+    params:
+        training=run_settings_json,
+    threads: 1
+    resources:
+        mem_mb=kernel_mem_mb,
+        runtime=10,
+    conda:
+        "../envs/jax-cpu.yaml"
+    shell:
+        "python -m ntkvae.compute_kernels predict --data {input.data} --kernel {input.kernel} "
+        "--training {params.training} --run {wildcards.run} --out {output.prediction} > {log} 2>&1"

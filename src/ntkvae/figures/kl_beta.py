@@ -1,0 +1,61 @@
+"""F6, KL regularization: reconstruction error and latent statistics vs the KL weight beta.
+
+Claim tested (Theorem 2 and the KRR connection): the KL term acts as a regularizer; a larger
+beta trades reconstruction error for a smaller KL, pulling the latent means towards the
+prior. With the KL normalized by c(m_z), how strongly beta acts depends on the width; one
+line per width shows whether its effect fades as the network widens. Wsigma is frozen in
+these runs (the Theorem 2 setting), so only the latent means respond to beta.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import measures, style
+from .runs import load_runs
+
+
+def beta_table(runs, key_fn):
+    """{width: (betas, values (seeds, betas))} for the runs of a beta sweep, betas sorted."""
+    table = {}
+    for width in sorted({r.width for r in runs}):
+        at = sorted((r for r in runs if r.width == width), key=lambda r: r.settings["beta"])
+        betas = np.array([r.settings["beta"] for r in at])
+        table[width] = betas, np.stack([np.asarray(key_fn(r), float) for r in at], axis=1)
+    return table
+
+
+PANELS = (
+    ("final mean-function residual", lambda r: measures.final(r.data["eval"]["mean_function_mse"]), True),
+    ("final KL per example", lambda r: measures.final(r.data["eval"]["kl"]), True),
+    (r"mean squared latent mean $\langle\mu^2\rangle$", lambda r: r.data["generation"]["latent"]["mu_sq"], True),
+    ("fraction of active latent units", lambda r: r.data["generation"]["latent"]["active_fraction"], False),
+)
+
+
+def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
+    style.apply()
+    runs = load_runs(paths)
+    colors = style.width_colors({r.width for r in runs})
+    fig, axes = plt.subplots(2, 2, figsize=(style.FULL_WIDTH_IN, 4.4))
+    for ax, (ylabel, key_fn, log) in zip(axes.flat, PANELS):
+        for width, (betas, values) in beta_table(runs, key_fn).items():
+            centre = measures.geometric_mean(values) if log else values.mean(axis=0)
+            ax.errorbar(betas, centre, yerr=style.spread(values, centre), color=colors[width], marker="o",
+                        markersize=3, capsize=2, linewidth=1.0, label=f"m = {width}")
+        ax.set_xscale("log")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel(r"KL weight $\beta$")
+        ax.set_ylabel(ylabel)
+    floor_ax = axes[0, 0]
+    for width, (betas, values) in beta_table(runs, lambda r: measures.final(r.data["eval"]["noise_floor"])).items():
+        floor_ax.plot(betas, values.mean(axis=0), color=colors[width], linestyle="--", linewidth=0.8)
+    floor_ax.set_title("dashed: noise floor")
+    axes[0, 1].legend(frameon=False, title="width")
+    s = runs[0].settings
+    fig.suptitle(f"F6 KL regularization on {dataset or runs[0].dataset}: full objective, Wsigma frozen, "
+                 f"c(m_z) = {s['kl_scaling']}, {s['steps']} steps (mean over {len(s['seeds'])} seeds, bars: min-max)")
+    fig.tight_layout()
+    style.save(fig, pdf, png, dpi)

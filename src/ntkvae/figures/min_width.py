@@ -1,0 +1,72 @@
+"""F9, minimum width: the width below which training stops following the infinite-width theory.
+
+For each width, the RMS over logged steps of log(measured / linearized) mean-function residual
+(0 = on the Theta_inf trajectory). The smallest width whose distance, and every wider one's,
+stays under `figures.min_width_tolerance` is marked: the empirical minimum width (the paper's
+next check 1; its bound m = Omega(n^5 d^3 / lambda0^4) is far larger).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import measures, style
+from .kernels import Kernel, curve_distance, data_targets, kernel_file_for, linearized_curve
+from .runs import by_run, load_runs
+
+
+def distances(runs, kernel, y, paths=()) -> np.ndarray:
+    """(seeds, widths) distance of each seed's curve from the linearized prediction."""
+    out = []
+    for r in runs:
+        predicted = linearized_curve(r, kernel, paths, y)
+        out.append([curve_distance(c, predicted) for c in r.data["eval"]["mean_function_mse"]])
+    return np.asarray(out).T
+
+
+def minimum_width(widths, distance, tolerance):
+    """Smallest width from which on every (mean) distance is within tolerance, or None."""
+    ok = np.asarray(distance) <= tolerance
+    for i in range(len(widths)):
+        if ok[i:].all():
+            return int(widths[i])
+    return None
+
+
+def extrapolated_width(widths, distance, tolerance):
+    """Width at which the power law fitted to distance(m) reaches the tolerance (None if not falling)."""
+    slope = measures.loglog_slope(widths, distance)
+    if not slope < 0:
+        return None
+    return float(widths[-1] * (tolerance / distance[-1]) ** (1.0 / slope))
+
+
+def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):
+    style.apply()
+    tolerance = (settings or {}).get("min_width_tolerance", 0.1)
+    groups = by_run(load_runs(paths))
+    y = data_targets(data)
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.4))
+    for i, (name, runs) in enumerate(groups.items()):
+        kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
+        widths = np.array([r.width for r in runs])
+        dist = distances(runs, kernel, y, kernels)
+        centre = dist.mean(axis=0)
+        m_min = minimum_width(widths, centre, tolerance)
+        color = plt.get_cmap("tab10")(i)
+        guess = extrapolated_width(widths, centre, tolerance)
+        extra = f", power-law extrapolation {guess:.3g}" if guess and not m_min else ""
+        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), marker="o", markersize=3, capsize=2, color=color,
+                    label=f"{name}: min width {m_min if m_min else '> ' + str(widths.max())}{extra}")
+        if m_min:
+            ax.axvline(m_min, color=color, linestyle=":", linewidth=0.8)
+    ax.axhline(tolerance, **style.THEORY, label=f"tolerance {tolerance:g}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden width m")
+    ax.set_ylabel("RMS log(measured / linearized)")
+    ax.legend(frameon=False, fontsize=6)
+    ax.set_title(f"F9 minimum width on {dataset or runs[0].dataset}")
+    fig.tight_layout()
+    style.save(fig, pdf, png, dpi)

@@ -1,0 +1,78 @@
+"""Kernel ridge regression limits of training with the full objective (SPEC section 3; docs/theory.md section 4).
+
+With Wsigma frozen and a KL normalization that keeps the lazy regime (c = 1/sqrt(m_z) or
+1/m_z), the KL term's influence on the network vanishes as the width grows, and the noise-
+averaged network converges (at infinite width, t -> infinity) to
+
+    f*(X) = f_bar_0(X) + Theta_bar (Theta_bar + Lambda)^{-1} (Y - f_0(X))
+
+with the mean kernel Theta_bar = Theta_inf(X, X) (two different examples in every pair) and
+the ridge Lambda set by the noise protocol, not by beta:
+* noise fixed per example: Lambda = diag(D), D the same-example noise diagonal of Theta_inf(X)
+  (f_0(X) is then the initial output with that noise);
+* fresh noise every step (the training job): Lambda = 0 (ridgeless; the noise only leaves a
+  constant loss floor), f_0 = f_bar_0.
+With c = 1 the lazy regime breaks and no kernel limit exists (`derived_ridge` returns None).
+Averaged over initializations (f_0 has mean 0) f* = Theta_bar (Theta_bar + Lambda)^{-1} Y.
+One eigendecomposition of Theta_bar serves every ridge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dynamics import Spectrum
+from .objectives import KL_SCALINGS
+
+NOISE_PROTOCOLS = ("fresh", "fixed")
+LAZY_KL_SCALINGS = ("inv_sqrt_width", "inv_width")
+
+
+def derived_ridge(kl_scaling: str, beta: float, protocol: str, noise_diagonal: np.ndarray) -> np.ndarray | None:
+    """The ridge Lambda (n,) of the infinite-width limit, or None where no kernel limit exists.
+
+    beta enters only through c(m_z): under the lazy normalizations its contribution to the
+    output dynamics is O(beta c(m_z) sqrt(m_z)) -> 0 (docs/theory.md 4.2), so the ridge does not
+    depend on it; under c = 1 the latent means move by O(beta) and the kernel does not stay fixed.
+    """
+    if kl_scaling not in KL_SCALINGS:
+        raise ValueError(f"kl_scaling must be one of {KL_SCALINGS}, got {kl_scaling!r}")
+    if protocol not in NOISE_PROTOCOLS:
+        raise ValueError(f"noise protocol must be one of {NOISE_PROTOCOLS}, got {protocol!r}")
+    del beta
+    if kl_scaling not in LAZY_KL_SCALINGS:
+        return None
+    dvec = np.asarray(noise_diagonal, np.float64)
+    return dvec.copy() if protocol == "fixed" else np.zeros_like(dvec)
+
+
+def solve(spectrum: Spectrum, y: np.ndarray, ridges) -> dict[str, np.ndarray]:
+    """KRR with the mean kernel for a grid of scalar ridges, from one eigendecomposition.
+
+    Returns fitted values Theta_bar (Theta_bar + lam I)^{-1} y, (R, n, d), and dual
+    coefficients (Theta_bar + lam I)^{-1} y, (R, n, d) (lam = 0 uses the pseudo-inverse).
+    """
+    lam, vec = spectrum.mean_eigenvalues, spectrum.mean_eigenvectors
+    y = np.asarray(y, np.float64)
+    coef = vec.T @ y
+    fits, duals = [], []
+    for ridge in np.atleast_1d(np.asarray(ridges, np.float64)):
+        denom = lam + ridge
+        inv = np.where(np.abs(denom) > 1e-12 * np.max(np.abs(lam)), 1.0 / np.where(denom == 0, 1.0, denom), 0.0)
+        duals.append(vec @ (inv[:, None] * coef))
+        fits.append(vec @ ((lam * inv)[:, None] * coef))
+    return {"fit": np.stack(fits), "dual": np.stack(duals)}
+
+
+def solve_diagonal(theta_bar: np.ndarray, y: np.ndarray, ridge: np.ndarray) -> np.ndarray:
+    """Theta_bar (Theta_bar + diag(ridge))^{-1} y for a non-constant diagonal ridge (Cholesky)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    mat = np.asarray(theta_bar, np.float64) + np.diag(np.asarray(ridge, np.float64))
+    return theta_bar @ cho_solve(cho_factor(mat), np.asarray(y, np.float64))
+
+
+def network_limit(theta_bar: np.ndarray, ridge: np.ndarray, y: np.ndarray, f0: np.ndarray, f0_bar: np.ndarray) -> np.ndarray:
+    """f*(X) = f_bar_0 + Theta_bar (Theta_bar + Lambda)^{-1} (Y - f_0): the trained network's
+    noise-averaged outputs on the training inputs for a given initialization (and fixed noise)."""
+    return np.asarray(f0_bar, np.float64) + solve_diagonal(theta_bar, np.asarray(y) - np.asarray(f0), ridge)

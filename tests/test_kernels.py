@@ -1,0 +1,181 @@
+"""Tests of ntkvae.kernels: the empirical kernel against a Jacobian computation, the
+infinite-width kernel against quadrature, interpolation and finite wide networks."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkvae import kernels as K
+from ntkvae import model as M
+
+
+def normalized_inputs(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Random inputs scaled to |x| = sqrt(d), as the data pipeline delivers them."""
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    return x * np.sqrt(d) / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------- Theta_m vs Jacobian
+
+
+def jacobian_theta(params, x, arch, key, samples, coords):
+    """Reference: materialized per-example Jacobians (jax.jacrev), same noise draws as theta_m."""
+    mz = params["Wmu"].shape[0]
+    keys = jax.random.split(key, samples)
+
+    def xhat(p, xi, ei):
+        return M.forward(p, xi[None], ei[None], arch)["xhat"][0][coords]
+
+    jac = jax.vmap(jax.jacrev(xhat), in_axes=(None, 0, 0))
+    acc = None
+    for k in keys:
+        eps = jax.random.normal(k, (x.shape[0], mz), x.dtype)
+        J = jac(params, x, eps)  # group -> (n, k, *shape)
+        flat = {g: np.asarray(J[g], np.float64).reshape(x.shape[0], len(coords), -1) for g in J}
+        res = {g: np.einsum("iap,jap->ij", f, f) / len(coords) for g, f in flat.items()}
+        acc = res if acc is None else {g: acc[g] + res[g] for g in res}
+    return {g: v / samples for g, v in acc.items()}
+
+
+@pytest.mark.parametrize("activation,bias,latent,outputs", [
+    ("erf", False, "same", None),
+    ("gelu", True, 7, 2),
+    ("relu", False, 5, 3),
+])
+def test_theta_m_matches_jacobian(activation, bias, latent, outputs):
+    d, width, n = 6, 24, 5
+    arch = M.Architecture(activation=activation, bias=bias, bias_std=0.3, latent_width=latent, weight_std=1.3)
+    params = M.init_params(jax.random.PRNGKey(3), arch, d, width)
+    x = jnp.asarray(normalized_inputs(n, d), jnp.float32)
+    key = jax.random.PRNGKey(11)
+    got = K.theta_m(params, x, arch, width, key, 3, outputs=outputs)
+    coords = K.output_coordinates(d, outputs)
+    ref = jacobian_theta(params, x, arch, key, 3, jnp.asarray(coords))
+    assert set(got) == set(ref) | {"total"}
+    for g in ref:
+        scale = np.max(np.abs(ref[g])) + 1e-30
+        # Both sides accumulate O(width) float32 products: relative rounding ~ 1e-6, so 2e-5
+        # of the largest entry is float32 rounding; a wrong factor (1/2, sigma_w^2) is > 1e-1.
+        np.testing.assert_allclose(got[g], ref[g], atol=2e-5 * scale, rtol=0, err_msg=g)
+    np.testing.assert_allclose(got["total"], sum(ref.values()), atol=2e-5 * np.max(np.abs(got["total"])), rtol=0)
+
+
+# ---------------------------------------------------------------------------- Theta_inf pieces
+
+
+def random_covariances(count: int, seed: int = 0):
+    """Variances in [0.2, 3] and correlations in [-1, 1], the endpoints included."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.2, 3.0, count), rng.uniform(0.2, 3.0, count)
+    rho = np.concatenate([[-1.0, 1.0, 0.0], rng.uniform(-1, 1, count - 3)])
+    return a, b, rho * np.sqrt(a * b)
+
+
+@pytest.mark.parametrize("activation", ["erf", "relu"])
+def test_closed_forms_match_quadrature(activation):
+    a, b, c = random_covariances(40)
+    with jax.enable_x64(True):
+        closed = [np.asarray(v) for v in K.CLOSED_STATS[activation](a, b, c)]
+    if activation == "relu":
+        # Kinked at 0: Gauss-Hermite converges only algebraically (1e-2 at 96 nodes), so the
+        # reference is the polar rule split at the kink lines, exponentially convergent here.
+        reference = K.polar_quadrature_stats(activation, a, b, c)
+    else:
+        # Smooth: the Gauss-Hermite rule that serves tanh, softplus and gelu.
+        with jax.enable_x64(True):
+            reference = [np.asarray(v) for v in K.quadrature_stats(activation, a, b, c)]
+    for got, ref in zip(closed, reference):
+        np.testing.assert_allclose(got, ref, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "gelu"])
+def test_cosine_grid_interpolation(activation):
+    arch = {"activation": activation}
+    # The Chebyshev interpolant of an analytic function of the cosine: stated error < 1e-10.
+    assert K.interpolation_error(arch) < 1e-10
+    x = normalized_inputs(7, 9, seed=1)
+    grid = K.theta_inf(x, arch=arch)
+    # Direct per-entry quadrature: the same inputs, one norm nudged by 1e-4 (disables the grid),
+    # compared on the entries the nudge does not touch.
+    x_direct = x.copy()
+    x_direct[0] *= 1.0001
+    direct = K.theta_inf(x_direct, arch=arch)
+    for g in grid:
+        np.testing.assert_allclose(grid[g][1:, 1:], direct[g][1:, 1:], atol=1e-10, rtol=0, err_msg=g)
+
+
+def test_blocks_and_the_two_set_form():
+    x = normalized_inputs(11, 5, seed=2)
+    arch = {"activation": "erf", "weight_std": 1.2}
+    whole = K.theta_inf(x, arch=arch)
+    blocked = K.theta_inf(x, arch=arch, block_size=3)
+    pair = K.theta_inf(x, x, arch=arch)
+    off = ~np.eye(11, dtype=bool)
+    for g in whole:
+        np.testing.assert_array_equal(whole[g], blocked[g])
+        np.testing.assert_allclose(whole[g], whole[g].T, atol=1e-15)
+        np.testing.assert_allclose(pair[g][off], whole[g][off], atol=1e-15)
+    # Same example vs two examples at the same input: the noise adds to the diagonal;
+    # Wsigma lives only on the same-example diagonal.
+    assert np.all(np.diag(whole["total"]) > np.diag(pair["total"]) + 0.1)
+    np.testing.assert_array_equal(pair["Wsigma"], 0.0)
+    assert np.all(np.diag(whole["Wsigma"]) > 0)
+    assert np.linalg.eigvalsh(whole["total"]).min() > 0
+
+
+def test_bias_groups_raise_nothing_and_sum():
+    x = normalized_inputs(4, 6)
+    k = K.theta_inf(x, arch={"activation": "relu", "bias": True, "bias_std": 0.5})
+    assert set(k) == set(K.GROUPS) | {"b1", "bmu", "bsigma", "b3", "b4", "total"}
+    np.testing.assert_allclose(k["total"], sum(v for g, v in k.items() if g != "total"))
+
+
+# ---------------------------------------------------------------------------- Theta_m -> Theta_inf
+
+
+def relative_errors(arch_cfg, widths, x, seeds, samples=4, outputs=2):
+    arch = M.Architecture.from_config(arch_cfg)
+    inf = K.theta_inf(x, arch=arch_cfg)
+    errors = {g: [] for g in inf}
+    for width in widths:
+        per_seed = {g: [] for g in inf}
+        for seed in seeds:
+            params = M.init_params(jax.random.PRNGKey(seed), arch, x.shape[1], width)
+            emp = K.theta_m(params, jnp.asarray(x, jnp.float32), arch, width, jax.random.PRNGKey(100 + seed), samples,
+                            outputs=outputs)
+            for g in inf:
+                per_seed[g].append(np.linalg.norm(emp[g] - inf[g]) / np.linalg.norm(inf[g]))
+        for g in inf:
+            errors[g].append(float(np.sqrt(np.mean(np.square(per_seed[g])))))
+    return {g: np.asarray(v) for g, v in errors.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["erf", "tanh"])
+def test_theta_m_approaches_theta_inf(activation):
+    widths = [512, 1024, 2048, 4096, 8192] if activation == "erf" else [512, 2048, 8192]
+    x = normalized_inputs(8, 16, seed=3)
+    errors = relative_errors({"activation": activation}, widths, x, seeds=[0, 1])
+    for g, err in errors.items():
+        slope = np.polyfit(np.log(widths), np.log(err), 1)[0]
+        # Finite-width fluctuations of every entry are O(m^-1/2): the fitted log-log slope over
+        # a 16x range of widths, with 2 seeds, lies within 0.25 of -1/2 (a wrong limit would
+        # give a slope near 0 and a plateau).
+        assert -0.8 < slope < -0.25, (g, slope, err)
+        assert err[-1] < 0.05, (g, err)
+
+
+@pytest.mark.slow
+def test_theta_m_approaches_theta_inf_with_bias():
+    cfg = {"activation": "relu", "bias": True, "bias_std": 0.4, "weight_std": 1.1}
+    errors = relative_errors(cfg, [4096], normalized_inputs(6, 10, seed=4), seeds=[0, 1], samples=16)
+    for g, err in errors.items():
+        # ~ a few / sqrt(4096); Wsigma carries the heavy-tailed e^s eps^2 factor, hence 16 draws.
+        assert err[0] < 0.06, (g, err)
