@@ -70,9 +70,36 @@ def group_names(arch) -> tuple[str, ...]:
 #   ephi(a, b, c)  = E[phi(u) phi(v)],   edphi(a, b, c) = E[phi'(u) phi'(v)].
 
 
+@functools.lru_cache(maxsize=1)
+def _asin_coefficients(degree: int = 14) -> tuple[float, ...]:
+    """P with asin(y) = y + y^3 P(y^2) on |y| <= 1/2, fitted (weighted least squares on 4000
+    Chebyshev points) against numpy's arcsin; max error 7e-16 over [-1, 1] with `fast_asin`."""
+    k = np.arange(4000)
+    t = 0.125 - 0.125 * np.cos(np.pi * (k + 0.5) / 4000)
+    y = np.sqrt(t)
+    basis = np.vander(t, degree + 1, increasing=True) * (y * t)[:, None]
+    coef, *_ = np.linalg.lstsq(basis, np.arcsin(y) - y, rcond=None)
+    return tuple(float(c) for c in coef)
+
+
+def fast_asin(x):
+    """arcsin in float64 by one polynomial (fdlibm's reduction): XLA's own asin is scalar code
+    (~20 ns an entry on CPU), this one vectorizes, and it is two of the erf kernel's four
+    special functions."""
+    ax = jnp.abs(x)
+    small = ax <= 0.5
+    y = jnp.where(small, ax, jnp.sqrt(jnp.maximum(0.5 * (1.0 - ax), 0.0)))
+    t = y * y
+    poly = jnp.zeros_like(t)
+    for c in _asin_coefficients()[::-1]:
+        poly = poly * t + c
+    p = y + y * t * poly
+    return jnp.sign(x) * jnp.where(small, p, 0.5 * jnp.pi - 2.0 * p)
+
+
 def _erf_stats(a, b, c):
     ra, rb = 1.0 + 2.0 * a, 1.0 + 2.0 * b
-    ephi = (2.0 / jnp.pi) * jnp.arcsin(jnp.clip(2.0 * c / jnp.sqrt(ra * rb), -1.0, 1.0))
+    ephi = (2.0 / jnp.pi) * fast_asin(jnp.clip(2.0 * c / jnp.sqrt(ra * rb), -1.0, 1.0))
     edphi = (4.0 / jnp.pi) / jnp.sqrt(ra * rb - 4.0 * c * c)
     return ephi, edphi
 
