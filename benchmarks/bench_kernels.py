@@ -27,14 +27,22 @@ from ntkvae import dynamics, kernels, krr  # noqa: E402
 from ntkvae import model as M  # noqa: E402
 
 
-def best(fn, repeat):
+CPU_TIMES = {}
+
+
+def best(fn, repeat, label=None):
+    """Best wall time of `repeat` runs after a warm-up; the CPU time (all threads) of that run
+    goes to CPU_TIMES[label]: on a shared machine it is the steadier measure."""
     fn()  # warm-up (compilation)
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    wall, cpu = min(times)
+    if label:
+        CPU_TIMES[label] = cpu
+    return wall
 
 
 def inputs(n, d, seed=0):
@@ -47,8 +55,8 @@ def bench_theta_inf(sizes, d, repeat, krr_max):
     print("n      XXt     erf_all  ratio  erf_W4   tanh_all  ratio  eigh     ridges(8)")
     for n in sizes:
         x = inputs(n, d)
-        gram = best(lambda: x @ x.T, repeat)
-        erf_all = best(lambda: kernels.theta_inf(x, arch={"activation": "erf"}), repeat)
+        gram = best(lambda: x @ x.T, repeat, "gram")
+        erf_all = best(lambda: kernels.theta_inf(x, arch={"activation": "erf"}), repeat, "erf")
         erf_one = best(lambda: kernels.theta_inf(x, arch={"activation": "erf"}, groups=("W4",)), repeat)
         tanh_all = best(lambda: kernels.theta_inf(x, arch={"activation": "tanh"}), repeat)
         eig = ridge = float("nan")
@@ -61,7 +69,8 @@ def bench_theta_inf(sizes, d, repeat, krr_max):
             del theta
             ridge = best(lambda: krr.solve(spec, x, np.logspace(-4, 1, 8)), 1)
         print(f"{n:<6d} {gram:7.3f} {erf_all:8.3f} {erf_all / gram:6.2f} {erf_one:8.3f} {tanh_all:9.3f} "
-              f"{tanh_all / gram:6.2f} {eig:8.2f} {ridge:8.3f}", flush=True)
+              f"{tanh_all / gram:6.2f} {eig:8.2f} {ridge:8.3f}   cpu: XXt {CPU_TIMES['gram']:.3f} erf_all "
+              f"{CPU_TIMES['erf']:.3f} ratio {CPU_TIMES['erf'] / CPU_TIMES['gram']:.2f}", flush=True)
 
 
 def bench_theta_m(width, n, d, samples, outputs, repeat):
@@ -83,11 +92,11 @@ def bench_theta_m(width, n, d, samples, outputs, repeat):
             return acc + sum(jnp.sum(g) for g in jax.tree.leaves(grads)) + jnp.sum(out), None
         return jax.lax.scan(draw, 0.0, jax.random.split(key, samples))[0]
 
-    t_passes = best(lambda: passes(params, x, key).block_until_ready(), repeat)
-    t_theta = best(lambda: kernels.theta_m(params, x, arch, width, key, samples, outputs=outputs), repeat)
+    t_passes = best(lambda: passes(params, x, key).block_until_ready(), repeat, "passes")
+    t_theta = best(lambda: kernels.theta_m(params, x, arch, width, key, samples, outputs=outputs), repeat, "theta_m")
     print(f"# Theta_m, width {width}, n {n}, d {d}, {samples} noise draws x {k} outputs, float32")
     print(f"forward+backward passes (jax.vjp): {t_passes:.3f} s; Theta_m: {t_theta:.3f} s; "
-          f"ratio {t_theta / t_passes:.2f}", flush=True)
+          f"ratio {t_theta / t_passes:.2f} (cpu {CPU_TIMES['passes']:.2f} vs {CPU_TIMES['theta_m']:.2f})", flush=True)
 
 
 def main():

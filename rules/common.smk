@@ -32,6 +32,11 @@ wildcard_constraints:
     width=r"\d+",
 
 
+def workflow_file(path):
+    """A file of the workflow itself (e.g. plotting code as a rule input), wherever we run."""
+    return str(Path(workflow.basedir) / path)
+
+
 def dataset_n(wildcards):
     return DATASETS[wildcards.dataset]["n"]
 
@@ -88,6 +93,35 @@ def all_figures():
     return expand(
         "results/figures/f1_convergence_{dataset}.{ext}", dataset=DATASETS, ext=("pdf", "png")
     )
+
+
+# tensorflow-datasets sources (rules/data.smk: fetch_tfds_dataset, convert_tfds_dataset).
+TFDS_DATASETS = ("mnist", "dsprites", "cars3d")
+
+
+def tfds_fetch_options(wildcards):
+    """Command-line options of the fetch step, from the config's tfds section."""
+    tfds = config["tfds"]
+    options = [
+        "--data-dir",
+        shlex.quote(tfds["data_dir"]),
+        "--timeout",
+        str(tfds["connect_timeout"]),
+        "--retries",
+        str(tfds["download_retries"]),
+    ]
+    if tfds["manual_dir"]:
+        options += ["--manual-dir", shlex.quote(tfds["manual_dir"])]
+    if not tfds["verify_checksums"]:
+        options.append("--no-verify-checksums")
+    if not tfds["download"]:
+        options.append("--no-download")
+    return " ".join(options)
+
+
+def tfds_fetch_mem_mb(wildcards):
+    """The stock dSprites builder loads all 737280 images (3 GB) at once."""
+    return 8000 if wildcards.dataset == "dsprites" else 4000
 
 
 # ---------------------------------------------------------------- kernels (rules/kernels.smk)

@@ -23,3 +23,53 @@ rule prepare_offline_data:
     shell:
         "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
         "--seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"
+
+
+# The paper's datasets through tensorflow-datasets (SPEC section 5, docs/datasets.md):
+# a local fetch rule (it may need the network, which compute nodes often lack) prepares
+# the dataset in the tfds data directory and writes a small JSON record; the conversion
+# rule reads the prepared data (no network) and writes the common HDF5 layout.
+rule fetch_tfds_dataset:
+    """Download (or take from the manual directory) and prepare one tfds dataset."""
+    output:
+        record="results/data/tfds/{dataset}.json",
+    log:
+        "results/logs/data/fetch_{dataset}.log",
+    params:
+        options=tfds_fetch_options,
+    wildcard_constraints:
+        dataset="|".join(TFDS_DATASETS),
+    localrule: True
+    resources:
+        mem_mb=tfds_fetch_mem_mb,
+        runtime=120,
+    conda:
+        "../envs/data.yaml"
+    shell:
+        # On failure Snakemake prints this log: offline, it says which files to place where.
+        "python -m ntkvae.fetch_data --dataset {wildcards.dataset} {params.options} "
+        "--stamp {output.record} > {log} 2>&1"
+
+
+rule convert_tfds_dataset:
+    """Seeded, normalized subset of a prepared tfds dataset, in the common HDF5 layout."""
+    input:
+        record="results/data/tfds/{dataset}.json",
+    output:
+        data="results/data/{dataset}.h5",
+    log:
+        "results/logs/data/{dataset}.log",
+    params:
+        n=dataset_n,
+        seed=dataset_seed,
+        center=dataset_center_flag,
+    wildcard_constraints:
+        dataset="|".join(TFDS_DATASETS),
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "python -m ntkvae.convert_data --dataset {wildcards.dataset} --stamp {input.record} "
+        "--n {params.n} --seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"

@@ -6,7 +6,7 @@ rule figure_convergence:
     """F1: training loss vs step per width, mean-function residual and noise floor."""
     input:
         runs=convergence_inputs,
-        code="src/ntkvae/figures/convergence.py",
+        code=workflow_file("src/ntkvae/figures/convergence.py"),
     output:
         pdf=report(
             "results/figures/f1_convergence_{dataset}.pdf",

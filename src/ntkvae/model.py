@@ -17,6 +17,7 @@ With `bias: true` each pre-activation gets `+ bias_std * b`, b ~ N(0, 1).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Mapping
 
 import jax
@@ -81,8 +82,8 @@ def init_params(key: jax.Array, arch: Architecture, d: int, width: int, dtype=jn
 
 
 def _dense(params: Mapping, w: str, b: str, inputs: jax.Array, arch: Architecture) -> jax.Array:
-    fan_in = inputs.shape[-1]
-    out = arch.weight_std * inputs @ params[w].T / jnp.sqrt(fan_in).astype(inputs.dtype)
+    # One scalar multiply of the product (not of the input and the output).
+    out = (inputs @ params[w].T) * (arch.weight_std / math.sqrt(inputs.shape[-1]))
     if arch.bias:
         out = out + arch.bias_std * params[b]
     return out

@@ -75,7 +75,8 @@ def _fingerprint(model_cfg, training_cfg, width, data_path) -> str:
 def save_checkpoint(path: pathlib.Path, state: dict, history: dict, fingerprint: str) -> None:
     leaves = jax.tree_util.tree_leaves({k: v for k, v in state.items() if k != "step"})
     arrays = {f"leaf{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    arrays.update({f"hist_{k}": np.asarray(v) for k, v in history.items() if k != "evals"})
+    # Chunks may differ in length (the last one): store the per-step metrics concatenated.
+    arrays["hist_metrics"] = np.concatenate(history["metrics"], axis=1) if history["metrics"] else np.zeros((0,))
     evals = {f"eval_{i}": json.dumps(jax.tree.map(lambda a: np.asarray(a).tolist(), e)) for i, e in enumerate(history["evals"])}
     meta = json.dumps({"fingerprint": fingerprint, "step": state["step"], "evals": evals})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,16 +99,17 @@ def load_checkpoint(path: pathlib.Path, state: dict, fingerprint: str) -> dict |
             tree = {k: v for k, v in state.items() if k != "step"}
             leaves, treedef = jax.tree_util.tree_flatten(tree)
             restored = [jax.numpy.asarray(z[f"leaf{i}"]) for i in range(len(leaves))]
-            history = {k[5:]: list(z[k]) if k == "hist_metrics" else z[k] for k in z.files if k.startswith("hist_")}
+            metrics = z["hist_metrics"]
+            history = {"metrics": [metrics] if metrics.size else []}
     except (OSError, ValueError, KeyError) as err:
         log.warning("checkpoint %s is unreadable (%s); starting afresh", path, err)
         return None
     state.update(jax.tree_util.tree_unflatten(treedef, restored))
     state["step"] = int(meta["step"])
-    history["metrics"] = [np.asarray(m) for m in history.get("metrics", [])]
     evals = meta["evals"]
-    history["evals"] = [jax.tree.map(np.asarray, json.loads(evals[f"eval_{i}"]), is_leaf=lambda v: isinstance(v, list))
-                        for i in range(len(evals))]
+    # Evaluations are float32 in a live run; restoring them as float32 keeps the output identical.
+    history["evals"] = [jax.tree.map(lambda v: np.asarray(v, np.float32), json.loads(evals[f"eval_{i}"]),
+                                     is_leaf=lambda v: isinstance(v, list)) for i in range(len(evals))]
     log.info("resumed from checkpoint %s at step %d", path, state["step"])
     return history
 

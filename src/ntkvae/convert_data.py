@@ -1,0 +1,47 @@
+"""CLI: write the seeded, normalized subset of a prepared tfds dataset to HDF5.
+
+    python -m ntkvae.convert_data --dataset mnist --stamp results/data/tfds/mnist.json \
+        --n 1000 --seed 0 --out results/data/mnist.h5
+
+Reads the dataset that `ntkvae.fetch_data` prepared (no network) and writes the common
+layout of `ntkvae.datasets` (see its docstring), with the fetch record as provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import datasets, tfdata
+
+log = logging.getLogger("ntkvae.convert_data")
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    p = argparse.ArgumentParser(prog="python -m ntkvae.convert_data", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, choices=sorted(tfdata.SOURCES))
+    p.add_argument("--stamp", required=True, help="the fetch record (JSON) written by ntkvae.fetch_data")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-center", dest="center", action="store_false", help="do not subtract the mean image")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    src = tfdata.source(args.dataset)
+    try:
+        from .tfdata import convert
+
+        stamp = convert.read_stamp(args.stamp)
+        raw = convert.read_subset(src, stamp, args.n, args.seed)
+    except (tfdata.DataFetchError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, "fetch": stamp}
+    datasets.write_dataset(args.out, args.dataset, raw, n=args.n, seed=args.seed, center=args.center, config=config)
+    log.info("wrote %d examples of %s (d=%d) to %s", args.n, args.dataset, raw.images[0].size, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Snakemake end to end on the tiny config, in a temporary directory; outputs checked by content."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import matplotlib.image
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.workflow
+TINY = ROOT / "tests/configs/tiny.yaml"
+
+
+def snakemake(workdir, *args, timeout=900):
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(TINY), "--directory", str(workdir),
+           *args]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    proc = snakemake(workdir)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return workdir
+
+
+def test_data_files(tiny_run):
+    with h5py.File(tiny_run / "results/data/sprites.h5") as f:
+        x = f["x"][()]
+        assert x.shape == (16, 64 * 64) and f["factors"].shape == (16, 5)
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 64.0, rtol=1e-5)
+        assert int(f.attrs["seed"]) == 1 and bool(f.attrs["stand_in"])
+
+
+@pytest.mark.parametrize("run", ["mse", "vae"])
+@pytest.mark.parametrize("width", [16, 32])
+def test_training_files(tiny_run, run, width):
+    with h5py.File(tiny_run / f"results/train/digits/{run}/w{width}.h5") as f:
+        obj = f["train/objective"][()]
+        assert obj.shape == (2, 20) and np.all(np.isfinite(obj))
+        resid = f["eval/mean_function_mse"][()]
+        assert resid.shape == (2, 5) and np.all(resid[:, -1] < resid[:, 0])  # it learns
+        cfg = json.loads(f.attrs["config"])
+        assert cfg["training"]["objective"] == run and cfg["width"] == width
+        if run == "vae":
+            assert cfg["training"]["beta"] == 0.5 and np.all(f["train/kl"][()] > 0)
+
+
+def test_figures(tiny_run):
+    for ds in ("digits", "sprites"):
+        pdf = tiny_run / f"results/figures/f1_convergence_{ds}.pdf"
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 10_000
+        png = matplotlib.image.imread(tiny_run / f"results/figures/f1_convergence_{ds}.png")
+        assert png.shape[0] > 300 and png.std() > 0.05          # a real picture, not a blank page
+    assert (tiny_run / "results/logs/train/digits/mse/w16.log").read_text().count("step 20/20") == 1
+
+
+def test_rerun_is_a_no_op(tiny_run):
+    proc = snakemake(tiny_run, "-n")
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_one_figure_builds_only_what_it_needs(tmp_path):
+    proc = snakemake(tmp_path, "-n", "results/figures/f1_convergence_digits.pdf")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "results/train/digits/mse/w16.h5" in out and "results/data/digits.h5" in out
+    assert "sprites" not in out
+
+
+def test_default_config_dry_run():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for ds in ("digits", "sprites"):
+        assert f"results/figures/f1_convergence_{ds}.pdf" in out
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
