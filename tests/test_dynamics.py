@@ -91,3 +91,21 @@ def test_prediction_follows_training_at_large_width():
         assert np.all(np.abs(corrected[i] - pred) < allowance), (i, corrected[i], pred)
         # The kernel with the same-example diagonal (the noise-fixed dynamics) is far off.
         assert np.max(np.abs(corrected[i] / wrong - 1)) > 1.0, (i, corrected[i], wrong)
+
+
+def test_fixed_noise_mean_curve_limits():
+    """B_t starts at 0 and tends to Theta_bar (Theta_bar + D)^{-1}: the init-averaged curve starts at
+    |Y|^2 + d tr K0 and ends at the KRR value, both computed directly."""
+    x = normalized_inputs(10, 4, seed=2)
+    cfg = {"activation": "erf"}
+    spec, theta, diag = D.spectrum_of(x, cfg)
+    bar_w4 = theta["W4"] - np.diag(diag["W4"])
+    n, d = x.shape
+    out = D.predict_fixed_noise_mean(spec, x, 1.0, [0, 10**6], noise_var=diag["W4"], init_cov=bar_w4)
+    start = (np.sum(x**2) + d * np.trace(bar_w4)) / (2 * n)
+    bar = theta["total"] - np.diag(diag["total"])
+    b = bar @ np.linalg.inv(theta["total"])
+    i_b = np.eye(n) - b
+    end = (np.sum((i_b @ x) ** 2) + d * np.trace(i_b @ bar_w4 @ i_b.T) + d * np.sum(b**2 * diag["W4"])) / (2 * n)
+    assert out["mean_function_mse_exact"][0] == pytest.approx(start, rel=1e-10)
+    assert out["mean_function_mse_exact"][1] == pytest.approx(end, rel=1e-8)

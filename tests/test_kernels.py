@@ -78,6 +78,14 @@ def random_covariances(count: int, seed: int = 0):
     return a, b, rho * np.sqrt(a * b)
 
 
+def test_fast_asin():
+    x = np.linspace(-1.0, 1.0, 200001)
+    with jax.enable_x64(True):
+        got = np.asarray(K.fast_asin(jnp.asarray(x)))
+    # float64 rounding: numpy's arcsin is itself within 1 ulp (2.2e-16 near pi/2).
+    np.testing.assert_allclose(got, np.arcsin(x), atol=1e-15, rtol=0)
+
+
 @pytest.mark.parametrize("activation", ["erf", "relu"])
 def test_closed_forms_match_quadrature(activation):
     a, b, c = random_covariances(40)

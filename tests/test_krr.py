@@ -116,3 +116,46 @@ def test_trained_network_approaches_krr_and_kl_vanishes():
     # c = 1: the KL moves the network by O(beta) at every width; no kernel limit is approached.
     assert kl_effect["one"][-1] > 0.5 * kl_effect["one"][0] and kl_effect["one"][-1] > 0.1, kl_effect
     assert to_krr["one"][-1] > 2 * to_krr["inv_sqrt_width"][-1], to_krr
+
+
+def test_compute_kernels_cli(tmp_path):
+    """The kernel and predict commands write the documented layout, consistent with the library."""
+    import json
+
+    import h5py
+
+    from ntkvae import compute_kernels, datasets
+    from ntkvae.training import log_points
+
+    rng = np.random.default_rng(0)
+    raw = datasets.RawSubset(images=rng.uniform(size=(20, 3, 4)), index=np.arange(20))
+    data = tmp_path / "toy.h5"
+    datasets.write_dataset(data, "toy", raw, n=20, seed=0, center=True)
+    x, _ = datasets.load_inputs(data)
+    model = {"activation": "tanh", "weight_std": 1.0, "bias": False}
+    opts = {"betas": [0.5, 2.0], "ridges": [0.1], "block_size": 7}
+    out = tmp_path / "k.h5"
+    assert compute_kernels.main(["kernel", "--data", str(data), "--model", json.dumps(model), "--kernels",
+                                 json.dumps(opts), "--out", str(out)]) == 0
+    ref = K.theta_inf(x, arch=model)
+    with h5py.File(out) as f:
+        for g in ref:
+            np.testing.assert_allclose(f[f"theta_inf/{g}"][()], ref[g], rtol=1e-12, atol=1e-14)
+        assert f["lambda0"][()] == pytest.approx(np.linalg.eigvalsh(ref["total"])[0], rel=1e-10)
+        assert f["krr/fit"].shape == (3, 20, 12)
+        np.testing.assert_allclose(f["krr/fit"][0], x, atol=1e-6)  # ridgeless fit interpolates
+        index = f["krr/ridge_index"][()]
+        assert index.shape == (3, 2, 2) and np.all(index[0] == -1) and np.all(index[1:, 0] == 0)
+        assert np.all(index[1:, 1] == 1)
+        assert f.attrs["git_commit"]
+    training = {"learning_rate": 0.5, "steps": 25, "log_every": 10, "eval_noise_samples": 8, "objective": "vae",
+                "kl_scaling": "one"}
+    pred = tmp_path / "p.h5"
+    assert compute_kernels.main(["predict", "--data", str(data), "--kernel", str(out), "--training",
+                                 json.dumps(training), "--out", str(pred)]) == 0
+    with h5py.File(pred) as f:
+        np.testing.assert_array_equal(f["step"][()], log_points(25, 10))
+        assert not f.attrs["valid_lazy_limit"]
+        curve = f["fresh/mean_function_mse"][()]
+        assert curve[0] > curve[-1] > f["fresh/noise_floor"][0] / 8  # decays towards the K-draw floor
+        assert np.all(f["fixed/mse"][()] <= f["theorem1_bound"][()] * (1 + 1e-12))

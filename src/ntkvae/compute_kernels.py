@@ -127,12 +127,15 @@ def predict_command(args) -> None:
     fresh = dynamics.predict_fresh_noise(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar,
                                          eval_samples=int(settings.get("eval_noise_samples", 0)) or None)
     fixed = dynamics.predict_fixed_noise(spec, -x, lr, grid, init_cov=extra["w4"])
+    fixed_mean = dynamics.predict_fixed_noise_mean(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar,
+                                                   eval_samples=int(settings.get("eval_noise_samples", 0)) or None)
+    protocol = settings.get("noise", "fresh")
     objective = settings.get("objective", "mse")
     lazy = objective == "mse" or settings.get("kl_scaling") in krr.LAZY_KL_SCALINGS
     if settings.get("optimizer", "sgd") != "sgd":
         log.warning("optimizer %s: the linearized prediction is for plain gradient descent", settings.get("optimizer"))
     prov = io.provenance({"training": settings}, dataset=str(attrs.get("dataset", "")), run=args.run,
-                         kernel_file=str(args.kernel), valid_lazy_limit=bool(lazy),
+                         kernel_file=str(args.kernel), valid_lazy_limit=bool(lazy), noise_protocol=str(protocol),
                          optimizer=str(settings.get("optimizer", "sgd")))
     with io.atomic_h5(args.out, prov) as f:
         f["step"] = grid
@@ -140,6 +143,8 @@ def predict_command(args) -> None:
                     "sgd_noise_part", "noise_floor", "expected_mse"):
             f[f"fresh/{key}"] = fresh[key]
         f["fixed/mse"] = fixed
+        for key in ("mean_function_mse", "mean_function_mse_exact", "noise_floor"):
+            f[f"fixed/{key}"] = fixed_mean[key]
         f["theorem1_bound"] = dynamics.theorem1_bound(grid, lr, spec.lambda0, n, float(fixed[0]))
         f["theorem1_bound_mean"] = dynamics.theorem1_bound(grid, lr, spec.lambda0_mean, n,
                                                            float(fresh["mean_function_mse_exact"][0]))

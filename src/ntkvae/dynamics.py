@@ -147,3 +147,37 @@ def spectrum_of(x: np.ndarray, arch) -> tuple[Spectrum, dict, dict]:
     theta = K.theta_inf(x, arch=arch)
     diag = K.noise_diagonal(x, arch)
     return Spectrum.from_kernel(theta["total"], diag["total"]), theta, diag
+
+
+def predict_fixed_noise_mean(spectrum: Spectrum, y: np.ndarray, lr: float, steps, *, noise_var: np.ndarray,
+                             init_cov: np.ndarray, eval_samples: int | None = None,
+                             discrete: bool = True) -> dict[str, np.ndarray]:
+    """Init-averaged curves for noise fixed per example (training.noise: fixed).
+
+    The sampled outputs follow r_t = A^t r_0 with A = I - eta Theta / n (Theta with the noise
+    diagonal); the noise-averaged function is f_bar_t = f_bar_0 + B_t (Y - f_0(X; eps)) with
+    B_t = Theta_bar Theta^{-1} (I - A^t) (docs/theory.md section 5), so, averaged over the
+    initialization (f_bar_0 ~ N(0, init_cov), the output noise xi ~ N(0, diag noise_var),
+    independent), E |f_bar_t - Y|^2 = |(I - B_t) Y|^2 + d tr((I - B_t) K0 (I - B_t)^T)
+    + d tr(B_t diag(F) B_t^T). B_t -> Theta_bar (Theta_bar + diag D)^{-1}: the KRR limit.
+    """
+    y = np.asarray(y, np.float64)
+    n, d = y.shape
+    steps = np.asarray(steps, np.float64)
+    lam, vec = spectrum.eigenvalues, spectrum.eigenvectors
+    pw = _powers(1.0 - lr * lam / n, steps, discrete, lam, lr, n)       # (T, n)
+    theta = (vec * lam) @ vec.T
+    theta_bar = theta - np.diag(spectrum.noise_diagonal)
+    left = theta_bar @ vec / lam                                         # Theta_bar Theta^{-1} V
+    fvar = np.asarray(noise_var, np.float64)
+    mean = []
+    for row in pw:
+        b = (left * (1.0 - row)) @ vec.T                                 # B_t
+        i_b = np.eye(n) - b
+        res = i_b @ y
+        mean.append(np.sum(res**2) + d * np.trace(i_b @ init_cov @ i_b.T) + d * np.sum((b**2) * fvar[None, :]))
+    floor = d * float(np.sum(fvar)) / (2.0 * n)
+    mean = np.asarray(mean) / (2.0 * n)
+    return {"step": steps, "mean_function_mse_exact": mean,
+            "mean_function_mse": mean + (floor / eval_samples if eval_samples else 0.0),
+            "noise_floor": np.full_like(steps, floor)}
