@@ -70,7 +70,7 @@ def test_prediction_follows_training_at_large_width():
         evals.append(trainer.evaluate(state))
     measured = np.stack([e["mean_function_mse"] for e in evals], axis=-1)
     floor = np.stack([e["noise_floor"] for e in evals], axis=-1)
-    # The job logs unbiased estimates (the K-draw average's floor/K bias is already removed).
+    # The job logs an unbiased residual (its K-draw average's floor / K is subtracted) and floor.
     corrected = measured
     grid = np.arange(0, steps + 1, every)
     k = settings.eval_noise_samples
@@ -86,7 +86,7 @@ def test_prediction_follows_training_at_large_width():
         # allowance for the two random parts of a single run: the SGD kicks (their realization is
         # of the size of their predicted mean) and the K-draw evaluation (standard deviation
         # (floor / K) sqrt(2 / (n d)) of the corrected residual, 3 of them).
-        eval_sd = floor[i] / (k - 1) * np.sqrt(2.0 / (n * d))
+        eval_sd = floor[i] / k * np.sqrt(2.0 / (n * d))
         allowance = 0.15 * pred + parts["sgd_noise_part"] + 3 * eval_sd
         assert np.all(np.abs(corrected[i] - pred) < allowance), (i, corrected[i], pred)
         # The kernel with the same-example diagonal (the noise-fixed dynamics) is far off.

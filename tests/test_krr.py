@@ -157,5 +157,5 @@ def test_compute_kernels_cli(tmp_path):
         np.testing.assert_array_equal(f["step"][()], log_points(25, 10))
         assert not f.attrs["valid_lazy_limit"]
         curve = f["fresh/mean_function_mse"][()]
-        assert curve[0] > curve[-1] > f["fresh/noise_floor"][0] / 8  # decays towards the K-draw floor
+        assert curve[0] > curve[-1] > 0  # decays (unbiased residual: no K-draw floor)
         assert np.all(f["fixed/mse"][()] <= f["theorem1_bound"][()] * (1 + 1e-12))

@@ -124,12 +124,10 @@ def predict_command(args) -> None:
     lr, steps, every = float(settings["learning_rate"]), int(settings["steps"]), int(settings["log_every"])
     grid = np.asarray(list(range(0, steps, every)) + [steps], np.float64)
     init_bar = extra["w4"] - np.diag(extra["noise_w4"])   # NNGP of the mean function (two-example W4 block)
-    fresh = dynamics.predict_fresh_noise(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar,
-                                         eval_samples=None)
+    # The training job logs an unbiased mean-function residual (floor / K removed): no eval_samples.
+    fresh = dynamics.predict_fresh_noise(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar)
     fixed = dynamics.predict_fixed_noise(spec, -x, lr, grid, init_cov=extra["w4"])
-    fixed_mean = dynamics.predict_fixed_noise_mean(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar,
-                                                   eval_samples=None)
-    # The training job's logged residual is already unbiased for the K-draw average (eval_samples=None).
+    fixed_mean = dynamics.predict_fixed_noise_mean(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar)
     protocol = settings.get("noise", "fresh")
     objective = settings.get("objective", "mse")
     lazy = objective == "mse" or settings.get("kl_scaling") in krr.LAZY_KL_SCALINGS
