@@ -157,7 +157,7 @@ def test_snakemake_rerun_incomplete_resumes_killed_training(dataset, reference, 
     work = copy_workflow(tmp_path)
     config = {"datasets": [{"name": "digits", "n": 128, "seed": 0}], "model": dict(MODEL, widths=[WIDTH]),
               "training": {k: v for k, v in TRAINING.items() if k != "objective"},
-              "runs": {"vae": {"objective": "vae"}}, "figures": {"convergence_runs": ["vae"]},
+              "runs": {"mse": {"objective": "mse"}, "vae": {"objective": "vae"}}, "figures": {"convergence_runs": ["vae"]},
               "compute": {"accelerator": "cpu"}}
     (work / "kill.yaml").write_text(yaml.safe_dump(config))
     target = f"results/train/digits/vae/w{WIDTH}.h5"
