@@ -167,7 +167,7 @@ def plot_code(module):
 
 def claims_code():
     return [
-        str(Path(workflow.basedir) / "src" / "ntkvae" / f"{module}.py")
+        workflow_file(f"src/ntkvae/{module}.py")
         for module in ("claims", "claims_theory")
     ]
 
@@ -273,7 +273,7 @@ def claims_data_inputs(wildcards):
 
 
 def provenance_code():
-    return str(Path(workflow.basedir) / "src" / "ntkvae" / "provenance.py")
+    return workflow_file("src/ntkvae/provenance.py")
 
 
 def resolved_config_json(wildcards):
