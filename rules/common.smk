@@ -319,8 +319,15 @@ KERNEL_ACTIVATIONS = ("erf", "relu", "tanh", "softplus", "gelu")
 
 
 def kernels_json(wildcards=None):
-    """The `kernels` config section as a shell-quoted JSON argument (also the training probes)."""
+    """The `kernels` config section as a shell-quoted JSON argument."""
     return shlex.quote(json.dumps(config["kernels"], sort_keys=True))
+
+
+def probe_json(wildcards=None):
+    """The probe keys of `kernels` only, for training jobs: a kernel-only setting (method,
+    ridges, per_group, ...) then does not rerun training through Snakemake's params trigger."""
+    return shlex.quote(json.dumps({k: v for k, v in config["kernels"].items() if k.startswith("probe_")},
+                                  sort_keys=True))
 
 
 def kernel_model_json(wildcards):
@@ -331,9 +338,11 @@ def kernel_model_json(wildcards):
 
 
 def kernel_mem_mb(wildcards, attempt):
-    """Theta_inf per group, total, eigenvectors and work space: about 12 n x n float64 arrays."""
+    """Theta_inf (total and W4, or every group with per_group: full), eigenvectors and eigh's
+    work space: about 7 (or 11) n x n float64 arrays."""
     n = DATASETS[wildcards.dataset]["n"]
-    return int((1000 + 12 * 8 * n * n / 1e6) * (1.5 ** (attempt - 1)))
+    arrays = 11 if config["kernels"]["per_group"] == "full" else 7
+    return int((1000 + arrays * 8 * n * n / 1e6) * (1.5 ** (attempt - 1)))
 
 
 def kernel_runtime(wildcards, attempt):

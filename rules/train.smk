@@ -16,7 +16,7 @@ rule train:
         model=train_model_json,
         training=train_settings_json,
         checkpoint="results/checkpoints/{dataset}/{run}/w{width}.npz",
-        probe=kernels_json,
+        probe=probe_json,
     threads: 2
     resources:
         mem_mb=train_mem_mb,

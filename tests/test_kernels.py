@@ -145,6 +145,71 @@ def test_bias_groups_raise_nothing_and_sum():
     np.testing.assert_allclose(k["total"], sum(v for g, v in k.items() if g != "total"))
 
 
+@pytest.mark.parametrize("activation", ["erf", "relu", "tanh"])
+def test_group_subsets_tiles_and_the_total(activation):
+    x = normalized_inputs(13, 6, seed=3)
+    y = normalized_inputs(9, 6, seed=4)
+    arch = {"activation": activation, "bias": True, "bias_std": 0.3}
+    full = K.theta_inf(x, arch=arch)
+    # Asking for fewer groups returns only those, and the total is still the whole NTK.
+    some = K.theta_inf(x, arch=arch, groups=("W1", "b3"), block_size=4)
+    assert set(some) == {"W1", "b3", "total"}
+    only_total = K.theta_inf(x, arch=arch, groups=())
+    assert set(only_total) == {"total"}
+    for g in some:
+        np.testing.assert_allclose(some[g], full[g], rtol=1e-13, atol=1e-15, err_msg=g)
+    np.testing.assert_allclose(only_total["total"], full["total"], rtol=1e-13, atol=1e-15)
+    # Rectangular tiles of the two-set form agree with one tile.
+    pair_tiled = K.theta_inf(x, y, arch=arch, block_size=4)
+    pair = K.theta_inf(x, y, arch=arch)
+    for g in pair:
+        np.testing.assert_allclose(pair_tiled[g], pair[g], rtol=1e-13, atol=1e-15, err_msg=g)
+    with pytest.raises(ValueError, match="unknown groups"):
+        K.theta_inf(x, arch=arch, groups=("W9",))
+
+
+def test_evaluation_methods():
+    """The cosine grid against the closed forms it replaces: within GRID_TOLERANCE for erf;
+    relu's kernel is not analytic at cosine 1, so auto keeps the closed form there."""
+    x = normalized_inputs(40, 8, seed=5)
+    erf = {"activation": "erf", "weight_std": 1.3}
+    direct, grid = K.theta_inf(x, arch=erf, method="direct"), K.theta_inf(x, arch=erf, method="grid")
+    auto = K.theta_inf(x, arch=erf)
+    for g in direct:
+        assert np.max(np.abs(grid[g] - direct[g])) < K.GRID_TOLERANCE, g
+        np.testing.assert_array_equal(auto[g], grid[g])
+    relu = {"activation": "relu"}
+    assert K.interpolation_error(relu) > K.GRID_TOLERANCE
+    direct, auto = K.theta_inf(x, arch=relu, method="direct"), K.theta_inf(x, arch=relu)
+    for g in direct:
+        np.testing.assert_array_equal(auto[g], direct[g])
+    with pytest.raises(ValueError, match="normalized"):
+        K.theta_inf(x * np.linspace(0.5, 1.5, 40)[:, None], arch=erf, method="grid")
+    # Normalized data stored in float32: norms off by ~1e-7. The grid's first-order term in the
+    # variances keeps it at the closed form (without it the error would be ~1e-8), the diagonal too.
+    x32 = x.astype(np.float32)
+    assert np.ptp(np.sum(np.square(x32, dtype=np.float64), axis=1)) > 1e-7
+    direct = K.theta_inf(x32, arch=erf, method="direct")
+    for method in ("grid", "auto"):
+        near = K.theta_inf(x32, arch=erf, method=method)
+        for g in direct:
+            assert np.max(np.abs(near[g] - direct[g])) < K.GRID_TOLERANCE, (method, g)
+    # And for a quadrature activation, whose direct path is per-entry 2-d quadrature; the same
+    # for the noise diagonal, which is evaluated once with its derivative.
+    tanh = {"activation": "tanh", "bias": True, "bias_std": 0.2}
+    x_near = x[:12] * (1.0 + 2e-7 * np.random.default_rng(6).normal(size=(12, 1)))
+    near, direct = K.theta_inf(x_near, arch=tanh), K.theta_inf(x_near, arch=tanh, method="direct")
+    for g in direct:
+        assert np.max(np.abs(near[g] - direct[g])) < K.GRID_TOLERANCE, g
+    noise = K.noise_diagonal(x_near, tanh)
+    per_example = [K.noise_diagonal(x_near[i:i + 1], tanh) for i in range(12)]
+    for g in noise:
+        np.testing.assert_allclose(noise[g], [p[g][0] for p in per_example], rtol=1e-12, atol=1e-15, err_msg=g)
+        assert np.ptp(noise[g]) > 0 or g in ("b4",)
+    with pytest.raises(ValueError, match="method"):
+        K.theta_inf(x, arch=erf, method="fast")
+
+
 # ---------------------------------------------------------------------------- Theta_m -> Theta_inf
 
 

@@ -133,14 +133,20 @@ def test_compute_kernels_cli(tmp_path):
     datasets.write_dataset(data, "toy", raw, n=20, seed=0, center=True)
     x, _ = datasets.load_inputs(data)
     model = {"activation": "tanh", "weight_std": 1.0, "bias": False}
-    opts = {"betas": [0.5, 2.0], "ridges": [0.1], "block_size": 7}
+    opts = {"betas": [0.5, 2.0], "ridges": [0.1], "block_size": 7, "probe_size": 6}
     out = tmp_path / "k.h5"
     assert compute_kernels.main(["kernel", "--data", str(data), "--model", json.dumps(model), "--kernels",
                                  json.dumps(opts), "--out", str(out)]) == 0
     ref = K.theta_inf(x, arch=model)
     with h5py.File(out) as f:
-        for g in ref:
+        # per_group: probe (default): total and W4 on all n, every group on the first 6 examples.
+        assert set(f["theta_inf"]) == {"total", "W4"}
+        for g in f["theta_inf"]:
             np.testing.assert_allclose(f[f"theta_inf/{g}"][()], ref[g], rtol=1e-12, atol=1e-14)
+        assert set(f["probe/theta_inf"]) == set(ref)
+        np.testing.assert_array_equal(f["probe/index"][()], np.arange(6))
+        for g in ref:
+            np.testing.assert_allclose(f[f"probe/theta_inf/{g}"][()], ref[g][:6, :6], rtol=1e-12, atol=1e-14)
         assert f["lambda0"][()] == pytest.approx(np.linalg.eigvalsh(ref["total"])[0], rel=1e-10)
         assert f["krr/fit"].shape == (3, 20, 12)
         np.testing.assert_allclose(f["krr/fit"][0], x, atol=1e-6)  # ridgeless fit interpolates
@@ -159,3 +165,28 @@ def test_compute_kernels_cli(tmp_path):
         curve = f["fresh/mean_function_mse"][()]
         assert curve[0] > curve[-1] > 0  # decays (unbiased residual: no K-draw floor)
         assert np.all(f["fixed/mse"][()] <= f["theorem1_bound"][()] * (1 + 1e-12))
+
+    # per_group: full stores every group on all n; a bad value is a config error (exit 1).
+    full = tmp_path / "full.h5"
+    assert compute_kernels.main(["kernel", "--data", str(data), "--model", json.dumps(model), "--kernels",
+                                 json.dumps(dict(opts, per_group="full")), "--out", str(full)]) == 0
+    with h5py.File(full) as f:
+        assert set(f["theta_inf"]) == set(ref)
+        for g in ref:
+            np.testing.assert_allclose(f[f"theta_inf/{g}"][()], ref[g], rtol=1e-12, atol=1e-14)
+    assert compute_kernels.main(["kernel", "--data", str(data), "--model", json.dumps(model), "--kernels",
+                                 json.dumps(dict(opts, per_group="some")), "--out", str(tmp_path / "bad.h5")]) == 1
+
+    # The figures' reader: probe points from the probe set, others from the full file, or a clear error.
+    from ntkvae.figures.kernels import Kernel
+    from ntkvae.io import InputFileError
+
+    probe_only, everything = Kernel(out), Kernel(full)
+    for g in ref:
+        np.testing.assert_allclose(probe_only.probe_block([4, 0, 2], g), ref[g][np.ix_([4, 0, 2], [4, 0, 2])],
+                                   rtol=1e-12, atol=1e-14)
+        idx = [15, 3, 15, 8]
+        np.testing.assert_allclose(everything.probe_block(idx, g), ref[g][np.ix_(idx, idx)], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(probe_only.probe_block([12, 1], "W4"), ref["W4"][np.ix_([12, 1], [12, 1])], rtol=1e-12)
+    with pytest.raises(InputFileError, match="per_group: full"):
+        probe_only.probe_block([12, 1], "W1")

@@ -33,14 +33,14 @@ PIP = "23.2.1"
 ENVS = {
     "jax-cpu": (
         "Training and kernels on CPU (JAX's CPU wheels), and the offline datasets.",
-        ["jax", "jaxlib", "optax", "numpy", "scipy", "h5py", "scikit-learn", "pyyaml", "jsonschema"],
+        ["jax", "jaxlib", "optax", "numpy", "scipy", "h5py", "scikit-learn", "threadpoolctl", "pyyaml", "jsonschema"],
         [],
     ),
     "jax-gpu": (
         "Training and kernels on an NVIDIA GPU: jax[cuda12] pulls the CUDA 12 plugin and NVIDIA\n"
         "# runtime wheels (only a driver is needed on the node; no conda CUDA, so the env also\n"
         "# builds on a login node without a GPU). Everything else as in jax-cpu.yaml.",
-        ["jax", "jaxlib", "optax", "numpy", "scipy", "h5py", "scikit-learn", "pyyaml", "jsonschema"],
+        ["jax", "jaxlib", "optax", "numpy", "scipy", "h5py", "scikit-learn", "threadpoolctl", "pyyaml", "jsonschema"],
         ["jax[cuda12]=={jax}"],
     ),
     "plot": (

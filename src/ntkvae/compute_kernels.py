@@ -44,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+PER_GROUP = ("probe", "full")
+
+
 def ridge_rows(noise: np.ndarray, grid) -> tuple[np.ndarray, list[str]]:
     """Ridges of the KRR table: 0 (fresh noise), the noise ridge D (fixed noise), then the grid."""
     return np.concatenate([[0.0, float(np.mean(noise))], np.asarray(grid, np.float64)]), \
@@ -55,14 +58,23 @@ def kernel_command(args) -> None:
     opts = json.loads(args.kernels)
     x, attrs = datasets.load_inputs(args.data)
     n, d = x.shape
+    per_group = opts.get("per_group", "probe")
+    if per_group not in PER_GROUP:
+        raise ConfigError(f"kernels.per_group: must be one of {PER_GROUP}, got {per_group!r}")
+    options = dict(block_size=opts.get("block_size", kernels.DEFAULT_BLOCK),
+                   quadrature_order=opts.get("quadrature_order", kernels.DEFAULT_ORDER),
+                   grid_size=opts.get("grid_size", kernels.DEFAULT_GRID), method=opts.get("method", "auto"))
     t0 = time.perf_counter()
-    theta = kernels.theta_inf(x, arch=model, block_size=opts.get("block_size", kernels.DEFAULT_BLOCK),
-                              quadrature_order=opts.get("quadrature_order", kernels.DEFAULT_ORDER),
-                              grid_size=opts.get("grid_size", kernels.DEFAULT_GRID))
+    # On all n: the total (spectrum, KRR) and W4 (the output's NNGP, for the prediction's initial
+    # variance); every group only with per_group: full. The groups on the probe points are a
+    # separate small call: the same entries as the top-left block (pointwise in the inputs).
+    theta = kernels.theta_inf(x, arch=model, groups=None if per_group == "full" else ("W4",), **options)
     t_kernel = time.perf_counter() - t0
+    p = min(int(opts.get("probe_size", 32)), n)
+    probe = kernels.theta_inf(x[:p], arch=model, **options) if p else {}
     noise = kernels.noise_diagonal(x, model, quadrature_order=opts.get("quadrature_order", kernels.DEFAULT_ORDER))
     spec = dynamics.Spectrum.from_kernel(theta["total"], noise["total"])
-    constant = np.ptp(noise["total"]) <= 1e-12 * np.max(np.abs(noise["total"]))
+    constant = dynamics.diagonal_is_constant(noise["total"])
     ridges, labels = ridge_rows(noise["total"], opts.get("ridges", []))
     fits = krr.solve(spec, x, ridges)["fit"]
     if not constant:  # unnormalized inputs: the noise ridge is a diagonal, not a scalar
@@ -80,10 +92,13 @@ def kernel_command(args) -> None:
              t_kernel, spec.lambda0, spec.lambda0_mean)
     prov = io.provenance({"model": model, "kernels": opts}, dataset=str(attrs.get("dataset", "")), n=int(n), d=int(d),
                          activation=str(model.get("activation")), data_file=str(args.data), seconds_theta=t_kernel,
-                         noise_diagonal_constant=bool(constant))
+                         noise_diagonal_constant=bool(constant), per_group=per_group, probe_size=int(p))
     with io.atomic_h5(args.out, prov) as f:
         for g, v in theta.items():
             f[f"theta_inf/{g}"] = v
+        f["probe/index"] = np.arange(p)
+        for g, v in probe.items():
+            f[f"probe/theta_inf/{g}"] = v
         for g, v in noise.items():
             f[f"noise_diagonal/{g}"] = v
         f["eigenvalues"] = spec.eigenvalues

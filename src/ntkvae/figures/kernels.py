@@ -1,7 +1,9 @@
 """Reading the infinite-width kernel files and the empirical-NTK probes (numpy only).
 
 Layout (docs/theory.md, "Data layout"): kernel files results/kernels/<dataset>/<activation>.h5
-hold theta_inf/<group> (n, n) for W1, Wmu, Wsigma, W3, W4 and total (same-example diagonal),
+hold theta_inf/total and theta_inf/W4 (n, n) (every group with kernels.per_group: full),
+probe/theta_inf/<group> (p, p) for W1, Wmu, Wsigma, W3, W4 and total on the first p examples
+(same-example diagonal),
 eigenvalues / eigenvectors of theta_inf/total, mean_eigenvalues of the mean kernel
 Theta_bar = theta_inf - diag(D) (eigenvectors shared when D is constant, else
 mean_eigenvectors), lambda0 and lambda0_mean. Prediction files
@@ -62,12 +64,17 @@ def has_probes(run) -> bool:
 
 
 class Kernel:
-    """Theta_inf of one dataset and activation, and its spectrum."""
+    """Theta_inf of one dataset and activation, and its spectrum.
+
+    The per-group kernels are read on demand: from probe/theta_inf/<group> (the first p
+    examples) when the asked points lie there, else from theta_inf/<group> on all n.
+    """
 
     def __init__(self, path):
         with io.open_input(path, KERNEL_REQUIRED) as f:
             self.path = str(path)
-            self.theta = {g: f["theta_inf"][g][()] for g in f["theta_inf"]}
+            self.groups = sorted(set(f["theta_inf"]) | set(f["probe/theta_inf"] if "probe/theta_inf" in f else ()))
+            self.probe = {g: f["probe/theta_inf"][g][()] for g in f["probe/theta_inf"]} if "probe/theta_inf" in f else {}
             mean = "mean_eigenvalues" in f
             self.eigenvalues = f["mean_eigenvalues" if mean else "eigenvalues"][()]
             # The mean kernel shares the eigenvectors of Theta_inf when the noise diagonal is constant.
@@ -76,8 +83,18 @@ class Kernel:
             self.kernel_kind = "mean kernel" if mean else "Theta_inf"
 
     def probe_block(self, index, group: str = "total") -> np.ndarray:
+        """Theta_inf[group] on the points `index` (x index)."""
         index = np.asarray(index)
-        return self.theta[group][np.ix_(index, index)]
+        block = self.probe.get(group)
+        if block is not None and (index.size == 0 or index.max() < block.shape[0]):
+            return block[np.ix_(index, index)]
+        with io.open_input(self.path, ()) as f:
+            if group not in f["theta_inf"]:
+                p = 0 if block is None else block.shape[0]
+                raise io.InputFileError(f"{self.path}: Theta_inf[{group}] is stored on the first {p} examples only; "
+                                        "points beyond need kernels.per_group: full")
+            rows, inverse = np.unique(index, return_inverse=True)   # h5py reads increasing rows only
+            return f["theta_inf"][group][rows][inverse][:, index]
 
     def rate_lambda(self) -> float:
         """The smallest eigenvalue of the kernel that drives the mean function."""
