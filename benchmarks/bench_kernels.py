@@ -1,12 +1,16 @@
 """Benchmarks of the kernel engine (issue 3, item 6).
 
-    python benchmarks/bench_kernels.py [--sizes 1000 4000 10000] [--d 784] [--repeat 2]
+    python benchmarks/bench_kernels.py [--sizes 1000 4000 10000] [--d 784] [--repeat 3]
 
 Prints, per n: one float64 X.X^T product (the floor: Theta_inf is a pointwise map of the
-Gram matrix), Theta_inf for all groups and total (erf, closed form; tanh, cosine grid) and for
-one group, and the KRR solve (eigh once, then a ridge grid); then Theta_m at width 4096 on 256
-examples next to the forward + backward passes it needs. Times are the best of --repeat runs
-after one warm-up (jit compile excluded).
+Gram matrix) and Theta_inf (erf) for: the total alone; the total and W4 (what the `kernel`
+rule computes on all n); every group and the total; every group with the direct closed forms
+instead of the cosine grid; the total for float32 inputs (the datasets' storage, where the
+grid's first-order variance term is on); and tanh (quadrature activation) with every group.
+Then the KRR solve (eigh once, then a ridge grid), and Theta_m at width 4096 on 256 examples
+next to the forward + backward passes it needs. Times are the best of --repeat runs after one
+warm-up (jit compile excluded), with the user and system CPU time of that run: on this VM the
+first touch of fresh n x n output pages is system time that varies between runs.
 """
 
 from __future__ import annotations
@@ -31,17 +35,18 @@ CPU_TIMES = {}
 
 
 def best(fn, repeat, label=None):
-    """Best wall time of `repeat` runs after a warm-up; the CPU time (all threads) of that run
-    goes to CPU_TIMES[label]: on a shared machine it is the steadier measure."""
+    """Best wall time of `repeat` runs after a warm-up; (user, system) CPU seconds of that run go
+    to CPU_TIMES[label]."""
     fn()  # warm-up (compilation)
-    times = []
+    runs = []
     for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), os.times()
         fn()
-        times.append((time.perf_counter() - t0, time.process_time() - c0))
-    wall, cpu = min(times)
+        c1 = os.times()
+        runs.append((time.perf_counter() - t0, c1.user - c0.user, c1.system - c0.system))
+    wall, user, system = min(runs)
     if label:
-        CPU_TIMES[label] = cpu
+        CPU_TIMES[label] = (user, system)
     return wall
 
 
@@ -51,26 +56,35 @@ def inputs(n, d, seed=0):
 
 
 def bench_theta_inf(sizes, d, repeat, krr_max):
-    print(f"# Theta_inf, d = {d}, float64, seconds (best of {repeat})")
-    print("n      XXt     erf_all  ratio  erf_W4   tanh_all  ratio  eigh     ridges(8)")
+    print(f"# Theta_inf, d = {d}, float64 out, seconds (best of {repeat}); ratio = time / X.X^T; "
+          "(user+sys CPU s)")
+    erf, tanh = {"activation": "erf"}, {"activation": "tanh"}
+    cases = [
+        ("total", lambda x: kernels.theta_inf(x, arch=erf, groups=())),
+        ("total+W4", lambda x: kernels.theta_inf(x, arch=erf, groups=("W4",))),
+        ("all", lambda x: kernels.theta_inf(x, arch=erf)),
+        ("all_direct", lambda x: kernels.theta_inf(x, arch=erf, method="direct")),
+        ("total_f32in", lambda x: kernels.theta_inf(x.astype(np.float32), arch=erf, groups=())),
+        ("tanh_all", lambda x: kernels.theta_inf(x, arch=tanh)),
+    ]
     for n in sizes:
         x = inputs(n, d)
         gram = best(lambda: x @ x.T, repeat, "gram")
-        erf_all = best(lambda: kernels.theta_inf(x, arch={"activation": "erf"}), repeat, "erf")
-        erf_one = best(lambda: kernels.theta_inf(x, arch={"activation": "erf"}, groups=("W4",)), repeat)
-        tanh_all = best(lambda: kernels.theta_inf(x, arch={"activation": "tanh"}), repeat)
-        eig = ridge = float("nan")
+        row = [f"n={n}: XXt {gram:.3f} ({sum(CPU_TIMES['gram']):.2f})"]
+        for label, fn in cases:
+            t = best(lambda: fn(x), repeat, label)
+            user, system = CPU_TIMES[label]
+            row.append(f"{label} {t:.3f} = {t / gram:.2f}x ({user:.2f}+{system:.2f})")
+        print("; ".join(row), flush=True)
         if n <= krr_max:
-            theta = kernels.theta_inf(x, arch={"activation": "erf"})
-            noise = kernels.noise_diagonal(x, {"activation": "erf"})
+            theta = kernels.theta_inf(x, arch=erf, groups=())
+            noise = kernels.noise_diagonal(x, erf)
             t0 = time.perf_counter()
             spec = dynamics.Spectrum.from_kernel(theta["total"], noise["total"])
             eig = time.perf_counter() - t0
             del theta
             ridge = best(lambda: krr.solve(spec, x, np.logspace(-4, 1, 8)), 1)
-        print(f"{n:<6d} {gram:7.3f} {erf_all:8.3f} {erf_all / gram:6.2f} {erf_one:8.3f} {tanh_all:9.3f} "
-              f"{tanh_all / gram:6.2f} {eig:8.2f} {ridge:8.3f}   cpu: XXt {CPU_TIMES['gram']:.3f} erf_all "
-              f"{CPU_TIMES['erf']:.3f} ratio {CPU_TIMES['erf'] / CPU_TIMES['gram']:.2f}", flush=True)
+            print(f"n={n}: eigh {eig:.2f} s; KRR fits for 8 ridges from it {ridge:.3f} s", flush=True)
 
 
 def bench_theta_m(width, n, d, samples, outputs, repeat):
@@ -94,16 +108,17 @@ def bench_theta_m(width, n, d, samples, outputs, repeat):
 
     t_passes = best(lambda: passes(params, x, key).block_until_ready(), repeat, "passes")
     t_theta = best(lambda: kernels.theta_m(params, x, arch, width, key, samples, outputs=outputs), repeat, "theta_m")
+    cpu = {k: sum(CPU_TIMES[k]) for k in ("passes", "theta_m")}
     print(f"# Theta_m, width {width}, n {n}, d {d}, {samples} noise draws x {k} outputs, float32")
     print(f"forward+backward passes (jax.vjp): {t_passes:.3f} s; Theta_m: {t_theta:.3f} s; "
-          f"ratio {t_theta / t_passes:.2f} (cpu {CPU_TIMES['passes']:.2f} vs {CPU_TIMES['theta_m']:.2f})", flush=True)
+          f"ratio {t_theta / t_passes:.2f} (cpu {cpu['passes']:.2f} vs {cpu['theta_m']:.2f})", flush=True)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 10000])
     p.add_argument("--d", type=int, default=784)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--krr-max", type=int, default=10000, help="largest n for the eigendecomposition")
     p.add_argument("--skip-inf", action="store_true")
     p.add_argument("--skip-m", action="store_true")

@@ -75,6 +75,10 @@ def add_figure_runs(config):
             f"invalid config:\n  runs: {clash[0]!r} is a name the figures generate; rename the run"
         )
     runs.update(generated)
+    try:
+        validate_config(config)
+    except ConfigError as err:  # a generated run the schema rejects is our bug, not the user's
+        raise WorkflowError(f"internal error: a run generated for the figures is invalid:\n{err}") from None
 
 
 def beta_run_name(beta):
