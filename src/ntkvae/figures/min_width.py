@@ -39,7 +39,9 @@ def extrapolated_width(widths, distance, tolerance):
     slope = measures.loglog_slope(widths, distance)
     if not slope < 0:
         return None
-    return float(widths[-1] * (tolerance / distance[-1]) ** (1.0 / slope))
+    # In logs: a nearly flat fit puts the width beyond float range, which is an honest +inf.
+    log_width = np.log(widths[-1]) + np.log(tolerance / distance[-1]) / slope
+    return float(np.exp(log_width)) if log_width < 700 else float("inf")
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):
