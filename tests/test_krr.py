@@ -37,6 +37,9 @@ def test_ridge_grid_matches_direct_solves():
         np.testing.assert_allclose(out["dual"][r], alpha, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(out["fit"][r], bar @ alpha, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(out["fit"][0], x, atol=1e-8)  # ridgeless: interpolation
+    fits_only = krr.solve(spec, x, ridges, dual=False)
+    assert set(fits_only) == {"fit"}
+    np.testing.assert_array_equal(fits_only["fit"], out["fit"])
     np.testing.assert_allclose(krr.solve_diagonal(bar, x, diag["total"]), out["fit"][3], atol=1e-10)
 
 

@@ -76,7 +76,7 @@ def kernel_command(args) -> None:
     spec = dynamics.Spectrum.from_kernel(theta["total"], noise["total"])
     constant = dynamics.diagonal_is_constant(noise["total"])
     ridges, labels = ridge_rows(noise["total"], opts.get("ridges", []))
-    fits = krr.solve(spec, x, ridges)["fit"]
+    fits = krr.solve(spec, x, ridges, dual=False)["fit"]
     if not constant:  # unnormalized inputs: the noise ridge is a diagonal, not a scalar
         fits[1] = krr.solve_diagonal(theta["total"] - np.diag(noise["total"]), x, noise["total"])
     betas = np.asarray(opts.get("betas", [1.0]), np.float64)

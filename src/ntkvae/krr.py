@@ -46,22 +46,30 @@ def derived_ridge(kl_scaling: str, beta: float, protocol: str, noise_diagonal: n
     return dvec.copy() if protocol == "fixed" else np.zeros_like(dvec)
 
 
-def solve(spectrum: Spectrum, y: np.ndarray, ridges) -> dict[str, np.ndarray]:
+def solve(spectrum: Spectrum, y: np.ndarray, ridges, *, dual: bool = True) -> dict[str, np.ndarray]:
     """KRR with the mean kernel for a grid of scalar ridges, from one eigendecomposition.
 
-    Returns fitted values Theta_bar (Theta_bar + lam I)^{-1} y, (R, n, d), and dual
-    coefficients (Theta_bar + lam I)^{-1} y, (R, n, d) (lam = 0 uses the pseudo-inverse).
+    Returns fitted values Theta_bar (Theta_bar + lam I)^{-1} y, (R, n, d), and (dual=True) dual
+    coefficients (Theta_bar + lam I)^{-1} y, (R, n, d) (lam = 0 uses the pseudo-inverse). All
+    ridges go through one matrix product with the eigenvectors (the n^2 d R floor).
     """
     lam, vec = spectrum.mean_eigenvalues, spectrum.mean_eigenvectors
     y = np.asarray(y, np.float64)
-    coef = vec.T @ y
-    fits, duals = [], []
-    for ridge in np.atleast_1d(np.asarray(ridges, np.float64)):
-        denom = lam + ridge
-        inv = np.where(np.abs(denom) > 1e-12 * np.max(np.abs(lam)), 1.0 / np.where(denom == 0, 1.0, denom), 0.0)
-        duals.append(vec @ (inv[:, None] * coef))
-        fits.append(vec @ ((lam * inv)[:, None] * coef))
-    return {"fit": np.stack(fits), "dual": np.stack(duals)}
+    coef = vec.T @ y                                                     # (n, d), once
+    ridges = np.atleast_1d(np.asarray(ridges, np.float64))
+    denom = lam[None, :] + ridges[:, None]                               # (R, n)
+    inv = np.where(np.abs(denom) > 1e-12 * np.max(np.abs(lam)), 1.0 / np.where(denom == 0, 1.0, denom), 0.0)
+    weights = [lam * inv] + ([inv] if dual else [])
+
+    def back(w):  # vec @ (w_r * coef) for every ridge r, as one (n, n) x (n, R d) product
+        r, (n, d) = w.shape[0], coef.shape
+        stacked = (w.T[:, :, None] * coef[:, None, :]).reshape(n, r * d)
+        return np.ascontiguousarray((vec @ stacked).reshape(n, r, d).transpose(1, 0, 2))
+
+    out = {"fit": back(weights[0])}
+    if dual:
+        out["dual"] = back(weights[1])
+    return out
 
 
 def solve_diagonal(theta_bar: np.ndarray, y: np.ndarray, ridge: np.ndarray) -> np.ndarray:
