@@ -6,10 +6,14 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import conftest
 
 from ntkvae import dynamics as D
 from ntkvae import kernels as K
@@ -17,9 +21,8 @@ from ntkvae import model as M
 from ntkvae.training import Settings, Trainer
 
 
-def normalized_inputs(n: int, d: int, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(size=(n, d))
-    return x * np.sqrt(d) / np.linalg.norm(x, axis=1, keepdims=True)
+# Exactly normalized float64 inputs (the float32 storage case is tested separately).
+normalized_inputs = functools.partial(conftest.normalized_inputs, dtype=np.float64)
 
 
 def test_spectrum_and_closed_form_curves():

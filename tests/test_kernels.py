@@ -7,19 +7,21 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import conftest
+
 from ntkvae import kernels as K
 from ntkvae import model as M
 
 
-def normalized_inputs(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """Random inputs scaled to |x| = sqrt(d), as the data pipeline delivers them."""
-    x = np.random.default_rng(seed).normal(size=(n, d))
-    return x * np.sqrt(d) / np.linalg.norm(x, axis=1, keepdims=True)
+# Exactly normalized float64 inputs (the float32 storage case is tested separately).
+normalized_inputs = functools.partial(conftest.normalized_inputs, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------- Theta_m vs Jacobian

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import conftest
+
 from ntkvae import dynamics as D
 from ntkvae import kernels as K
 from ntkvae import krr
@@ -21,9 +23,8 @@ from ntkvae import model as M
 from ntkvae import objectives
 
 
-def normalized_inputs(n: int, d: int, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(size=(n, d))
-    return x * np.sqrt(d) / np.linalg.norm(x, axis=1, keepdims=True)
+# Exactly normalized float64 inputs (the float32 storage case is tested separately).
+normalized_inputs = functools.partial(conftest.normalized_inputs, dtype=np.float64)
 
 
 def test_ridge_grid_matches_direct_solves():

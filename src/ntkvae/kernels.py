@@ -326,8 +326,8 @@ def theta_inf(x1, x2=None, arch=None, *, block_size: int = DEFAULT_BLOCK, quadra
     unknown = set(groups or ()) - set(every) - {"total"}
     if unknown:
         raise ValueError(f"unknown groups {sorted(unknown)}; this architecture has {every}")
-    v1a = sw * sw * np.einsum("ij,ij->i", x1, x1) / d + sb * sb
-    v1b = v1a if symmetric else sw * sw * np.einsum("ij,ij->i", x2, x2) / d + sb * sb
+    v1a = _first_layer_variance(x1, sw, sb)
+    v1b = v1a if symmetric else _first_layer_variance(x2, sw, sb)
     allv = np.concatenate([v1a, v1b])
     normalized = bool(np.ptp(allv) <= NORMALIZED_RTOL * np.max(allv))
     v1 = float(np.mean(allv))
@@ -396,6 +396,11 @@ def theta_inf(x1, x2=None, arch=None, *, block_size: int = DEFAULT_BLOCK, quadra
 
 GRID_TOLERANCE = 1e-10
 SAME_EXAMPLE_ONLY = ("Wsigma", "bsigma")
+
+
+def _first_layer_variance(x: np.ndarray, sw: float, sb: float) -> np.ndarray:
+    """Each example's first-layer pre-activation variance sw^2 |x|^2 / d + sb^2, (n,)."""
+    return sw * sw * np.einsum("ij,ij->i", x, x) / x.shape[1] + sb * sb
 
 
 @functools.lru_cache(maxsize=32)
@@ -572,7 +577,7 @@ def noise_diagonal(x, arch=None, *, quadrature_order: int = DEFAULT_ORDER) -> di
     a = _arch_fields(arch)
     sw, sb = a["weight_std"], a["bias_std"]
     x = np.asarray(x, np.float64)
-    v1 = sw * sw * np.einsum("ij,ij->i", x, x) / x.shape[1] + sb * sb
+    v1 = _first_layer_variance(x, sw, sb)
     stats = _stats_fn(a["activation"], quadrature_order)
 
     def added_by_same_noise(v):

@@ -73,7 +73,6 @@ class Kernel:
     def __init__(self, path):
         with io.open_input(path, KERNEL_REQUIRED) as f:
             self.path = str(path)
-            self.groups = sorted(set(f["theta_inf"]) | set(f["probe/theta_inf"] if "probe/theta_inf" in f else ()))
             self.probe = {g: f["probe/theta_inf"][g][()] for g in f["probe/theta_inf"]} if "probe/theta_inf" in f else {}
             mean = "mean_eigenvalues" in f
             self.eigenvalues = f["mean_eigenvalues" if mean else "eigenvalues"][()]
