@@ -90,15 +90,34 @@ def spd_kernel(n, seed=0):
     return 2.0 * (g @ g.T / (2 * n) + 0.5 * np.eye(n))   # eta lambda / n well below 2: stable
 
 
-def write_kernel(path, theta):
-    lam, vec = np.linalg.eigh(theta)
+def write_kernel(path, theta, noise=0.0, sigma_noise=0.0):
+    """A kernel file in the layout of `compute_kernels kernel`, for the matrix `theta` (with its diagonal).
+
+    noise: the constant noise diagonal D of every group together; sigma_noise: the part of it that
+    belongs to Wsigma (left out of the trained kernel when Wsigma is frozen)."""
+    n = theta.shape[0]
+    bar = theta - noise * np.eye(n)
+    mlam, mvec = np.linalg.eigh(bar)
     with h5py.File(path, "w") as f:
         for g in ("W1", "Wmu", "Wsigma", "W3", "W4"):
             f[f"theta_inf/{g}"] = theta / 5
         f["theta_inf/total"] = theta
-        f["eigenvalues"] = lam
-        f["eigenvectors"] = vec
-        f["lambda0"] = lam[0]
+        f["probe/index"] = np.arange(n)
+        for g in ("W1", "Wmu", "W3", "W4"):
+            f[f"probe/theta_inf/{g}"] = (theta - sigma_noise * np.eye(n)) / 4
+        f["probe/theta_inf/Wsigma"] = sigma_noise * np.eye(n)
+        f["probe/theta_inf/total"] = theta
+        for g in ("W1", "Wmu", "W3", "W4"):
+            f[f"noise_diagonal/{g}"] = np.full(n, (noise - sigma_noise) / 4)
+        f["noise_diagonal/Wsigma"] = np.full(n, sigma_noise)
+        f["noise_diagonal/total"] = np.full(n, noise)
+        f["mean_eigenvalues"] = mlam
+        f["mean_eigenvectors"] = mvec
+        f["lambda_bar"] = mlam[0]
+        for name, d in (("sigma_frozen", noise - sigma_noise), ("sigma_trained", noise)):
+            f[f"trained/{name}/eigenvalues"] = mlam + d
+            f[f"trained/{name}/noise_diagonal"] = np.full(n, d)
+            f[f"trained/{name}/lambda0"] = mlam[0] + d
     return str(path)
 
 
@@ -117,7 +136,7 @@ def add_theory_data(path, theta, y, *, probe=(0, 3, 5, 7, 9, 11), exponent=-0.5,
         lr = json.loads(f.attrs["config"])["training"]["learning_rate"]
         total_steps = json.loads(f.attrs["config"])["training"]["steps"]
     kernel = Kernel.__new__(Kernel)
-    kernel.eigenvalues, kernel.eigenvectors = np.linalg.eigh(theta)
+    kernel.mean_eigenvalues, kernel.mean_eigenvectors = np.linalg.eigh(theta)
     predicted = kernel.linearized_loss(steps, y, lr)
     rng = np.random.default_rng(seed + width)
     probe = np.asarray(probe)
@@ -125,12 +144,18 @@ def add_theory_data(path, theta, y, *, probe=(0, 3, 5, 7, 9, 11), exponent=-0.5,
     size = width ** exponent
     with h5py.File(path, "a") as f:
         f["ntk/probe_index"] = probe
-        for g in ("total", "W1", "W4"):
-            scale = 1.0 if g == "total" else 0.2
+        # Four trained groups share the kernel (each a quarter, with its own error); Wsigma (frozen,
+        # diagonal-only in the limit) is zero; the stored total is the sum, as the training job writes it.
+        totals = {"init": 0.0, "final": 0.0}
+        for g in ("W1", "Wmu", "W3", "W4"):
             sym = rng.normal(size=(seeds, len(probe), len(probe)))
             noise = (sym + np.swapaxes(sym, 1, 2)) * 0.5 * size * np.linalg.norm(block) / len(probe)
-            f[f"ntk/init/{g}"] = scale * (block + noise)
-            f[f"ntk/final/{g}"] = scale * (block + noise + 0.5 * noise)
+            for stage, value in (("init", 0.25 * (block + noise)), ("final", 0.25 * (block + 1.5 * noise))):
+                f[f"ntk/{stage}/{g}"] = value
+                totals[stage] = totals[stage] + value
+        for stage, value in totals.items():
+            f[f"ntk/{stage}/Wsigma"] = np.zeros_like(value)
+            f[f"ntk/{stage}/total"] = value
         curve = predicted if follow_theory else predicted ** 0.5 * predicted[0] ** 0.5
         del f["eval/mean_function_mse"]
         f["eval/mean_function_mse"] = np.tile(curve * (1 + 0.01 * width ** -0.5), (seeds, 1))

@@ -78,7 +78,7 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
     distance = K.curve_distance(measures.geometric_mean(widest.data["eval"]["mean_function_mse"]), predicted)
     out.append(row("rate_lambda0", f"RMS log ratio {distance:.3g}", "0 (on the linearized curve)",
                    f"{tol['ratio_tolerance']:g}", distance <= tol["ratio_tolerance"],
-                   f"m = {widest.width}; {kernel.kernel_kind} lambda_min = {kernel.rate_lambda():.4g}"))
+                   f"m = {widest.width}; mean kernel lambda_bar = {kernel.lambda_bar:.4g}"))
     out.append(krr_claim(runs, kernel, y, dataset, settings, row))
     dist = [K.curve_distance(measures.geometric_mean(r.data["eval"]["mean_function_mse"]),
                              K.linearized_curve(r, kernel, kernel_paths, y))

@@ -56,14 +56,14 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_
         ax_r.errorbar(widths, centre, yerr=style.spread(measured_rates, centre), marker="o", markersize=3, capsize=2,
                       color="tab:blue", label="measured")
         ax_r.axhline(predicted_rates[-1], **style.THEORY, label=r"linearized $\Theta_\infty$, same window")
-        slowest = 2 * eta * kernel.rate_lambda() / runs[0].n
+        slowest = 2 * eta * kernel.lambda_bar / runs[0].n
         ax_r.axhline(slowest, color="black", linestyle=":", linewidth=1.0,
-                     label=rf"$2\eta\lambda_{{\min}}/n$ = {slowest:.2g}")
+                     label=rf"$2\eta\bar\lambda/n$ = {slowest:.2g}")
         ax_r.set_xscale("log", base=2)
         ax_r.set_xlabel("hidden width m")
         ax_r.set_ylabel("late decay rate per step")
         ax_r.legend(frameon=False, fontsize=6)
-        ax_c.set_title(f"{name} ({kernel.kernel_kind}, eta = {eta:g}, n = {runs[0].n})")
+        ax_c.set_title(f"{name} (mean kernel, eta = {eta:g}, n = {runs[0].n})")
     fig.suptitle(f"F4 rate vs lambda0 on {dataset or runs[0].dataset} (mean over seeds, band/bars: min-max)")
     fig.tight_layout()
     style.save(fig, pdf, png, dpi)
