@@ -135,3 +135,14 @@ def predict_fixed_noise_mean(spectrum: Spectrum, y: np.ndarray, lr: float, steps
     return {"step": steps, "mean_function_mse_exact": mean,
             "mean_function_mse": mean + (floor / eval_samples if eval_samples else 0.0),
             "noise_floor": np.full_like(steps, floor)}
+
+
+def linearized_residuals(spectrum: Spectrum, r0: np.ndarray, lr: float, steps) -> np.ndarray:
+    """(T, n, d) residuals r_t = (I - eta Theta / n)^t r0 of gradient descent on the linearized network,
+    Theta the trained kernel with its same-example diagonal (noise fixed per example): the trajectory a
+    seed follows at infinite width from its own initial residual r0 = f_0(X; eps) - Y."""
+    r0 = np.asarray(r0, np.float64)
+    steps = np.asarray(steps, np.float64)
+    lam, vec = spectrum.eigenvalues, spectrum.eigenvectors
+    powers = (1.0 - lr * lam / spectrum.n)[None, :] ** steps[:, None]          # (T, n)
+    return np.einsum("ik,tk,kd->tid", vec, powers, vec.T @ r0)
