@@ -154,3 +154,21 @@ def effective_ridges(run, kernel: Kernel, y) -> np.ndarray:
             candidates = fine[(fine >= lo) & (fine <= hi)]
             result[s, p] = candidates[int(np.argmin(misfit(candidates)))]
     return result
+
+
+def added_ridges(run, reference, kernel: Kernel, y) -> dict[str, np.ndarray]:
+    """The ridge beta adds at finite width: per seed and logged point, the effective ridge of `run`
+    (full objective) less that of `reference` (the same seeds, width and noise with beta = 0) at the
+    same time; beyond the reference's last point (it stopped at convergence) its last value.
+    Returns {"step": (P,), "added": (S, P), "drift": (P,) beta c(m_z) eta t, "noise_ridge": mean D}."""
+    from ..regime import kl_drift
+
+    steps = outputs(run)["step"]
+    ridge = effective_ridges(run, kernel, y)
+    ref_steps = outputs(reference)["step"]
+    ref = effective_ridges(reference, kernel, y)
+    base = np.stack([np.interp(steps, ref_steps, row) for row in ref])
+    s = run.settings
+    drift = np.asarray([kl_drift(s["beta"], s["kl_scaling"], run.latent_width, s["learning_rate"], t) for t in steps])
+    return {"step": steps, "added": ridge - base, "drift": drift,
+            "noise_ridge": float(np.mean(run_spectrum(run, kernel).noise_diagonal))}
