@@ -160,11 +160,15 @@ def test_module_files_follows_every_kind_of_import(tmp_path):
         "pkg/sub/c.py": "from .. import a  # a cycle back\nfrom . import CONSTANT  # a name, not a module\n",
         "pkg/sub/d.py": "from ..unused import y\n",
         "pkg/unused.py": "y = 2\n",
+        "pkg/tool/__init__.py": "",
+        "pkg/tool/__main__.py": "from .. import lazy  # python -m pkg.tool runs this\n",
     })
     assert planning.module_files("pkg.cli", root=root) == [
         "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/cli.py", "pkg/lazy.py", "pkg/sub/__init__.py", "pkg/sub/c.py"]
     assert planning.module_files("pkg.sub.d", root=root) == ["pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/d.py",
                                                              "pkg/unused.py"]
+    assert planning.module_files("pkg.tool", root=root) == ["pkg/__init__.py", "pkg/lazy.py", "pkg/tool/__init__.py",
+                                                            "pkg/tool/__main__.py"]
     with pytest.raises(ValueError, match="no module pkg.missing"):
         planning.module_files("pkg.missing", root=root)
 
@@ -181,3 +185,5 @@ def test_module_files_of_the_workflow_steps():
     laziness = planning.module_files("ntkvae.plot", "ntkvae.figures.laziness")
     assert "ntkvae/figures/laziness.py" in laziness and "ntkvae/figures/style.py" in laziness
     assert "ntkvae/figures/kl_beta.py" not in laziness and "ntkvae/model.py" not in laziness
+    claims = planning.module_files("ntkvae.claims")   # a package run with python -m: its __main__.py
+    assert "ntkvae/claims/__main__.py" in claims and "ntkvae/results/measures.py" in claims

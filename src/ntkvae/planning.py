@@ -494,13 +494,15 @@ def _imports(module: str, file: pathlib.Path, root: pathlib.Path) -> set[str]:
 
 
 def module_files(*modules: str, root: pathlib.Path | str = SOURCE_ROOT) -> list[str]:
-    """Source files (paths below root, sorted) of `modules` and of every package module they
+    """Source files (paths below root, sorted) of the modules `python -m` runs (a package: its
+    __init__.py and __main__.py) and of every package module they
     import, transitively, by a static scan of their import statements; the __init__.py of each
     enclosing package is included (Python runs it on import). Modules outside the package
     (numpy, jax, ...) are not followed: an installed package's version is not a file of ours."""
     root = pathlib.Path(root)
     seen: dict[str, pathlib.Path] = {}
-    todo = list(modules)
+    # `python -m <package>` runs the package's __main__.py (after its __init__.py).
+    todo = list(modules) + [f"{m}.__main__" for m in modules if _module_file(f"{m}.__main__", root)]
     while todo:
         module = todo.pop()
         if module in seen:
