@@ -16,9 +16,10 @@ PLOTTING = sorted((SRC / "figures").glob("*.py")) + [SRC / "plot.py"] + sorted((
 ALLOWED_TOP = {"numpy", "matplotlib", "h5py", "__future__", "argparse", "dataclasses", "importlib", "json", "math",
                "logging", "os", "pathlib", "sys", "typing"}
 # The numpy-only theory modules (spectrum, dynamics, krr, regime) are shared with the kernel jobs, so
-# a figure and the job compute a prediction with the same function; none imports JAX (checked at run time below).
+# a figure and the job compute a prediction with the same function; paths: the result-path names;
+# planning: the FIGURES table of the plot dispatch. None imports JAX (checked at run time below).
 ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.figures", "ntkvae.claims", "ntkvae.results", "ntkvae.spectrum", "ntkvae.dynamics",
-                  "ntkvae.krr", "ntkvae.regime"}
+                  "ntkvae.krr", "ntkvae.regime", "ntkvae.paths", "ntkvae.planning"}
 
 
 def imported_modules(path: pathlib.Path) -> set[str]:

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .. import paths
 from ..results import kernels as K
 from ..results import measures, stats
 from ..results import theorem as T
@@ -338,7 +339,7 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
 def claims(runs, kernel_paths, dataset, settings, data_paths=()):
     from ..results.kernels import Kernel, data_targets, kernel_file_for
 
-    data = next((p for p in data_paths if K.pathlib.Path(p).stem == dataset), None)
+    data = next((p for p in data_paths if (paths.parse_data(p) or {}).get("dataset") == dataset), None)
     name, family = theorem_family(runs, dataset, settings)
     first = family[0] if family else next((r for r in runs if r.dataset == dataset), None)
     kernel_path = kernel_file_for(kernel_paths, dataset, first.model["activation"] if first else None)
