@@ -20,14 +20,15 @@ WIDTHS = (256, 1024, 4096)
 
 
 def make(tmp_path, n=12, sigma_noise=0.05, **run_kw):
-    data = write_dataset(tmp_path / "toy.h5", n=n, side=4)
+    (tmp_path / "results" / "data").mkdir(parents=True, exist_ok=True)   # the workflow's layout (ntkvae.paths)
+    data = write_dataset(tmp_path / "results" / "data" / "toy.h5", n=n, side=4)
     import h5py
 
     with h5py.File(data) as f:
         y = f["x"][()]
     theta = spd_kernel(n) + 0.4 * np.eye(n)
-    (tmp_path / "kernels" / "toy").mkdir(parents=True, exist_ok=True)   # results/kernels/<dataset>/<activation>.h5
-    kernel = write_kernel(tmp_path / "kernels" / "toy" / "erf.h5", theta, noise=0.4, sigma_noise=sigma_noise)
+    (tmp_path / "results" / "kernels" / "toy").mkdir(parents=True, exist_ok=True)
+    kernel = write_kernel(tmp_path / "results" / "kernels" / "toy" / "erf.h5", theta, noise=0.4, sigma_noise=sigma_noise)
     (tmp_path / "train").mkdir(exist_ok=True)
     files = [write_theorem_run(tmp_path / "train" / f"w{w}.h5", kernel, y, width=w, **{
         k: (v(w) if callable(v) else v) for k, v in run_kw.items()}) for w in WIDTHS]

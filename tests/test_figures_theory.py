@@ -19,7 +19,9 @@ SETTINGS = {
 
 @pytest.fixture
 def world(tmp_path):
-    data = write_dataset(tmp_path / "toy.h5", n=N)
+    data_path = tmp_path / paths.DATA.format(dataset="toy")   # found by its path too
+    data_path.parent.mkdir(parents=True)
+    data = write_dataset(data_path, n=N)
     y = h5py.File(data)["x"][()]
     theta = spd_kernel(N)
     kernel_path = tmp_path / paths.KERNEL.format(dataset="toy", activation="erf")   # found by its path
