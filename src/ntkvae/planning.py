@@ -34,6 +34,7 @@ TFDS_DATASETS = ("mnist", "dsprites", "cars3d")     # through tensorflow-dataset
 KERNEL_ACTIVATIONS = ("erf", "relu", "tanh", "softplus", "gelu")   # Theta_inf is computed for these
 SIGMA_TRAINED_RUN = "kl_sigma_trained"
 NARROW_RUN = "narrow"
+THEOREM_RUN = "thm_mse"          # the theorem setting's reconstruction-loss run (config `theorems`)
 PACKAGE = "ntkvae"
 SOURCE_ROOT = pathlib.Path(__file__).resolve().parents[1]   # the src/ directory holding the package
 
@@ -42,6 +43,12 @@ def beta_run_name(beta: float) -> str:
     """Run name of one beta-sweep point: kl_beta0p1 for beta = 0.1 (no dot in paths)."""
     number = f"{beta:g}".replace(".", "p").replace("+", "")
     return f"kl_beta{number}"
+
+
+def theorem_kl_run_name(kl_scaling: str, beta: float) -> str:
+    """Run name of one full-objective theorem run: thm_kl_inv_sqrt_width_b0p1 (beta 0.1)."""
+    number = f"{beta:g}".replace(".", "p").replace("+", "")
+    return f"thm_kl_{kl_scaling}_b{number}"
 
 
 def activation_run_name(activation: str) -> str:
@@ -107,6 +114,7 @@ def add_figure_runs(config: dict) -> dict:
             sweep, objective="mse", activation=activation, widths=figures["activation_widths"],
             on_divergence="record", description=f"reconstruction loss, activation {activation}",
         )
+    generated.update(theorem_runs(config))
     named = {
         "figures.convergence_runs": figures["convergence_runs"],
         "figures.laziness_runs": figures["laziness_runs"],
@@ -135,6 +143,44 @@ def add_figure_runs(config: dict) -> dict:
     except ConfigError as err:  # a generated run the schema rejects is our bug, not the user's
         raise ConfigError(f"internal error: a run generated for the figures is invalid:\n{err}") from None
     return config
+
+
+def theorem_runs(config: Config) -> dict[str, dict]:
+    """The runs of the theorems' own setting (config `theorems`): noise fixed per example, Wsigma
+    frozen, SGD, the first `examples` examples, outputs recorded (ntkvae.results.theorem reads them).
+
+      thm_mse                      reconstruction loss, to convergence     (F1, F2, F3, F4, F5, F9)
+      thm_kl_<scaling>_b<beta>     full objective, a fixed number of steps (F5: beta's added ridge)
+    """
+    spec = config.get("theorems", {})
+    if not spec.get("enabled", True):
+        return {}
+    common = dict(noise="fixed", train_sigma=False, optimizer="sgd", examples=spec["examples"],
+                  record_outputs=True, learning_rate=spec["learning_rate"], seeds=list(spec["seeds"]),
+                  log_every=spec["log_every"])
+    runs = {THEOREM_RUN: dict(
+        common, objective="mse", steps=spec["max_steps"], convergence_tolerance=spec["convergence_tolerance"],
+        widths=spec["widths"], description="Theorem 1 setting: noise fixed, Wsigma frozen, to convergence")}
+    for scaling in spec["kl"]["kl_scalings"]:
+        for beta in spec["kl"]["betas"]:
+            # c = 1 leaves the kernel regime by design (docs/theory.md §5): where gradient descent on
+            # it is unstable the divergence is the finding, recorded, not a failure of the workflow.
+            runs[theorem_kl_run_name(scaling, beta)] = dict(
+                common, objective="vae", beta=beta, kl_scaling=scaling, steps=spec["kl"]["steps"],
+                widths=spec["kl"]["widths"], on_divergence="record",
+                description=f"Theorem 2 setting: full objective, beta = {beta:g}, c = {scaling}")
+    return runs
+
+
+def theorem_run_names(config: Config) -> dict:
+    """{"mse": the theorem run or None, "kl": the full-objective theorem runs} present in the config."""
+    kl = [name for name in config["runs"] if name.startswith("thm_kl_")]
+    return {"mse": THEOREM_RUN if THEOREM_RUN in config["runs"] else None, "kl": kl}
+
+
+def theorem_run_list(config: Config) -> list[str]:
+    names = theorem_run_names(config)
+    return ([names["mse"]] if names["mse"] else []) + names["kl"]
 
 
 def beta_runs(config: Config) -> list[str]:
@@ -187,26 +233,49 @@ def prediction_targets(config: Config) -> list[str]:
 
 
 # ---------------------------------------------------------------- figures
+def theorem_files(config: Config, dataset: str, theory: bool, kl: bool = False) -> dict:
+    """The theorem runs' training files and the kernel file they compare with (no prediction file:
+    each seed's own linearized trajectory is computed from the kernel by the figure and the claims)."""
+    names = theorem_run_names(config)
+    runs = ([names["mse"]] if names["mse"] else []) + (names["kl"] if kl else [])
+    kernels = sorted({paths.KERNEL.format(dataset=dataset, activation=run_activation(config, r)) for r in runs})
+    return {"runs": runs_files(config, dataset, runs), "kernels": kernels if theory else []}
+
+
+def _with_theorem(config, dataset, theory, practical: dict, kl: bool = False) -> dict:
+    """A figure's practical inputs plus the theorem runs beside them (the two settings side by side)."""
+    extra = theorem_files(config, dataset, theory, kl)
+    out = dict(practical)
+    out["runs"] = [*practical.get("runs", []), *extra["runs"]]
+    out["kernels"] = sorted(set(practical.get("kernels", [])) | set(extra["kernels"]))
+    out["data"] = paths.DATA.format(dataset=dataset)
+    return out
+
+
 def _convergence(config, dataset, theory):
     runs = config["figures"]["convergence_runs"]
-    return {"runs": runs_files(config, dataset, runs), "kernels": kernel_files(config, dataset, runs, theory),
-            "data": paths.DATA.format(dataset=dataset)}
+    return _with_theorem(config, dataset, theory, {"runs": runs_files(config, dataset, runs),
+                                                  "kernels": kernel_files(config, dataset, runs, theory)})
 
 
 def _laziness(config, dataset, theory):
-    return {"runs": runs_files(config, dataset, config["figures"]["laziness_runs"])}
+    return _with_theorem(config, dataset, theory, {"runs": runs_files(config, dataset, config["figures"]["laziness_runs"])})
 
 
 def _kernel_runs(config, dataset, theory):
     runs = config["figures"]["kernel_runs"]
-    return {"runs": runs_files(config, dataset, runs), "kernels": kernel_files(config, dataset, runs, theory),
-            "data": paths.DATA.format(dataset=dataset)}
+    return _with_theorem(config, dataset, theory, {"runs": runs_files(config, dataset, runs),
+                                                  "kernels": kernel_files(config, dataset, runs, theory)})
 
 
 def _krr(config, dataset, theory):
     runs = krr_runs(config)
-    return {"runs": runs_files(config, dataset, runs), "kernels": kernel_files(config, dataset, runs, theory),
-            "data": paths.DATA.format(dataset=dataset)}
+    return _with_theorem(config, dataset, theory, {"runs": runs_files(config, dataset, runs),
+                                                  "kernels": kernel_files(config, dataset, runs, theory)}, kl=True)
+
+
+def _min_width(config, dataset, theory):
+    return _with_theorem(config, dataset, theory, {})
 
 
 def _kl_beta(config, dataset, theory):
@@ -303,24 +372,26 @@ class Figure:
 
 FIGURES = (
     Figure(1, "convergence", "convergence", "training loss vs step per width, mean-function residual and noise floor",
-           _convergence, kernels="optional", local=True),
+           _convergence, kernels="optional", settings=True, local=True),
     Figure(2, "laziness", "laziness",
-           "relative weight change per group vs step and vs width, with fitted and predicted slopes", _laziness),
+           "relative and absolute weight change per group vs width, with fitted and predicted slopes", _laziness,
+           settings=True),
     Figure(3, "kernel_constancy", "kernel constancy",
            "empirical NTK change in training and distance to Theta_inf, vs width", _kernel_runs,
            kernels="required", settings=True),
     Figure(4, "rate", "rate vs lambda0", "lambda_min(Theta_m) vs width and measured vs linearized convergence",
            _kernel_runs, kernels="required", settings=True),
-    Figure(5, "krr", "KRR connection", "trained VAE vs the kernel predictor, per beta and with Wsigma trained",
-           _krr, kernels="required", settings=True, wanted=lambda config: bool(krr_runs(config))),
+    Figure(5, "krr", "KRR connection", "converged network vs KRR with the noise ridge, and the ridge beta adds",
+           _krr, kernels="required", settings=True,
+           wanted=lambda config: bool(krr_runs(config) or theorem_run_list(config))),
     Figure(6, "kl_beta", "KL regularization", "reconstruction error, KL and latent statistics vs the KL weight beta",
            _kl_beta, wanted=lambda config: bool(config["figures"]["kl_betas"])),
     Figure(7, "narrow_wide", "narrow vs wide", "a narrow (standard) VAE against the widest over-parameterized one",
            _narrow_wide),
     Figure(8, "generation", "image generation", "reconstructions, prior samples and latent traversals per width",
            _generation),
-    Figure(9, "min_width", "minimum width", "distance to the linearized trajectory vs width, and the minimum width",
-           _kernel_runs, kernels="required", settings=True),
+    Figure(9, "min_width", "minimum width", "each seed's gap to its linearized trajectory vs width, the minimum width",
+           _min_width, kernels="required", settings=True, wanted=lambda config: bool(theorem_run_names(config)["mse"])),
     Figure(10, "activations", "activations", "convergence of the reconstruction loss per activation", _activations,
            wanted=lambda config: bool(config["figures"]["activations"])),
 )
@@ -338,9 +409,14 @@ def figure_targets(config: Config, theory: bool) -> list[str]:
             for dataset in dataset_names(config) for ext in ("pdf", "png")]
 
 
+def figure_settings(config: Config) -> dict:
+    """What figures and claims need of the config: the `figures` section and the theorem run names."""
+    return dict(config["figures"], theorem_runs=theorem_run_names(config))
+
+
 def figure_settings_json(config: Config) -> str:
-    """The `figures` config section as a shell-quoted JSON argument."""
-    return shlex.quote(json.dumps(config["figures"], sort_keys=True))
+    """figure_settings as a shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(figure_settings(config), sort_keys=True))
 
 
 # ---------------------------------------------------------------- claims and provenance
@@ -349,7 +425,7 @@ def claims_runs(config: Config) -> list[str]:
     figures = config["figures"]
     runs = set(figures["convergence_runs"]) | set(figures["laziness_runs"]) | set(figures["kernel_runs"])
     runs |= set(beta_runs(config)) | set(activation_runs(config))
-    runs |= {NARROW_RUN, figures["wide_run"]} | set(krr_runs(config))
+    runs |= {NARROW_RUN, figures["wide_run"]} | set(krr_runs(config)) | set(theorem_run_list(config))
     return sorted(runs)
 
 
@@ -358,16 +434,18 @@ def claims_inputs(config: Config, theory: bool) -> dict:
     runs = claims_runs(config)
     kernel_runs = sorted(set(config["figures"]["kernel_runs"]) | set(krr_runs(config)))
     datasets = dataset_names(config)
+    kernels = [path for dataset in datasets for path in kernel_files(config, dataset, kernel_runs, theory)]
+    kernels += [path for dataset in datasets for path in theorem_files(config, dataset, theory, kl=True)["kernels"]]
     return {
         "runs": [path for dataset in datasets for path in runs_files(config, dataset, runs)],
-        "kernels": [path for dataset in datasets for path in kernel_files(config, dataset, kernel_runs, theory)],
+        "kernels": sorted(set(kernels)),
         "data": [paths.DATA.format(dataset=dataset) for dataset in datasets],
     }
 
 
 def claims_settings(config: Config) -> dict:
     """The figures section, plus the beta-sweep run names and the datasets, for ntkvae.claims."""
-    settings = dict(config["figures"])
+    settings = figure_settings(config)
     settings["kl_runs"] = beta_runs(config)
     settings["datasets"] = dataset_names(config)
     return settings
