@@ -50,6 +50,8 @@ def write_run(path, *, dataset="toy", run="mse", width=64, n=16, d=16, seeds=(0,
             grow = 1 - np.exp(-eval_steps / 10.0)
             value = 0.0 if g in frozen else counts[g] ** weight_change_exponent
             f[f"weight_change/{g}"] = value * grow[None, :] * jitter
+            # ||W(0)||_F = sqrt(#weights): the absolute change is the relative one times that.
+            f[f"weight_change_absolute/{g}"] = value * counts[g] ** 0.5 * grow[None, :] * jitter
         k = min(4, n)
         rng = np.random.default_rng(width)
         f["reconstructions/index"] = np.arange(k)
@@ -167,14 +169,16 @@ def add_theory_data(path, theta, y, *, probe=(0, 3, 5, 7, 9, 11), exponent=-0.5,
 
 def write_theorem_run(path, kernel_path, y, *, width, run="thm_mse", dataset="toy", seeds=(0, 1, 2), n=None,
                       steps=60, log_every=5, lr=1.0, gap=None, krr_gap=None, seed_spread=0.0, kernel_change=None,
-                      converged=True, probe=None, frozen_sigma=True, bound_violation=0.0, rng_seed=0):
+                      converged=True, probe=None, frozen_sigma=True, bound_violation=0.0, rng_seed=0,
+                      objective="mse", beta=1.0, krr_ridge=0.0):
     """A theorem-setting run (noise fixed, Wsigma frozen, outputs recorded) with known answers.
 
     Each seed's residual is its own linearized trajectory (the trained kernel of `kernel_path` on the
     first n examples) plus a deviation sin(pi t / T) * gap * |r(0)| along a unit direction: its
     trajectory gap is exactly `gap` (default width^-1/2), times (1 + seed_spread * (k - mean)) for
     seed k. The noise-averaged output at the last point is the seed's KRR limit plus a deviation of
-    relative size `krr_gap` (default width^-1/2). NTK probes on the first p examples: Theta_inf of
+    relative size `krr_gap` (default width^-1/2); krr_ridge > 0 moves it to the KRR solution with
+    that ridge added to D (a full-objective run whose KL acts as a ridge). NTK probes on the first p examples: Theta_inf of
     the trained groups plus an error of relative size width^-1/2 at init, and `kernel_change` (default
     width^-1/2 / 2) more at the end. bound_violation > 1/2 lifts the loss above Theorem 1's bound.
     """
@@ -205,12 +209,12 @@ def write_theorem_run(path, kernel_path, y, *, width, run="thm_mse", dataset="to
         sampled[s] = y[None] + (lin + dev) * lift
         f0 = sampled[s, 0]
         f0_bar = f0 - 0.3 * rng.normal(size=(n, d))
-        target = krr.seed_limit(spec, y, f0, f0_bar)
+        target = krr.seed_limit(spec, y, f0, f0_bar, extra_ridge=krr_ridge)
         w = rng.normal(size=(n, d))
         w *= krr_gap * spread[s] * np.linalg.norm(target) / np.linalg.norm(w)
         mean[s] = f0_bar[None] + (grid / grid[-1])[:, None, None] * (target + w - f0_bar)[None]
     base = write_run(path, dataset=dataset, run=run, width=width, n=n, d=d, seeds=seeds, steps=steps,
-                     log_every=log_every)
+                     log_every=log_every, objective=objective, beta=beta)
     change = 0.5 * width ** -0.5 if kernel_change is None else kernel_change
     p = min(n, kernel.probe["total"].shape[0]) if probe is None else probe
     index = np.arange(p)
@@ -237,7 +241,7 @@ def write_theorem_run(path, kernel_path, y, *, width, run="thm_mse", dataset="to
         f["outputs/mean_mc_variance"] = np.zeros((S, grid.size))
         counts = weight_counts(width, d, width)
         for g in GROUPS:
-            del f[f"weight_change/{g}"]
+            del f[f"weight_change/{g}"], f[f"weight_change_absolute/{g}"]
             value = 0.0 if (g == "Wsigma" and frozen_sigma) else counts[g] ** -0.5
             grow = np.minimum(grid / grid[-1] * 4, 1.0)
             f[f"weight_change/{g}"] = value * grow[None, :] * np.ones((S, 1))

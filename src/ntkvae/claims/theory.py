@@ -237,14 +237,6 @@ def theorem2_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
     ]
 
 
-# Where the KL's cumulative pull beta c(m_z) eta t is below this, the theory has it drop out (<< 1);
-# where the run's final pull is at least KL_DRIFT_LARGE it should act as a growing ridge.
-KL_DRIFT_SMALL, KL_DRIFT_LARGE = 0.3, 1.0
-# An added ridge below this fraction of the noise ridge D is indistinguishable from none: the KRR
-# solutions differ by less than the finite-width distance the KRR claim accepts at these widths.
-KL_RIDGE_NEGLIGIBLE = 0.1
-
-
 def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
     """Theorem 2's KL term at finite width: the ridge beta adds, against beta c(m_z) eta t (F5)."""
     fig = figure_of("f5_krr", dataset)
@@ -259,11 +251,11 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
     for run, ref in pairs:
         added = T.added_ridges(run, ref, kernel, y)
         ratio = added["added"] / added["noise_ridge"]
-        keep = added["drift"] <= KL_DRIFT_SMALL
+        keep = added["drift"] <= T.KL_DRIFT_SMALL
         if keep.any():
             small.append(np.max(np.abs(ratio[:, keep]), axis=1))
             used.append(run)
-        if added["drift"][-1] >= KL_DRIFT_LARGE:
+        if added["drift"][-1] >= T.KL_DRIFT_LARGE:
             big.append(run)
             growth.append([measures.spearman(added["step"], row) for row in added["added"]])
     out = []
@@ -271,25 +263,25 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
         per_seed = np.max(np.stack(small), axis=0)
         out.append(measured_claim(
             "t2_kl_drops_out", THEOREM_2, THEOREM_SETTING,
-            f"where beta c(m_z) eta t <= {KL_DRIFT_SMALL:g} the KL adds no ridge: beta drops out", dataset, fig,
-            stats.mean_interval(per_seed), (0.0, KL_RIDGE_NEGLIGIBLE), predicted="added ridge 0",
-            tolerance=f"<= {KL_RIDGE_NEGLIGIBLE:g} D", fmt=".3g", prefix="largest added ridge / D ",
+            f"where beta c(m_z) eta t <= {T.KL_DRIFT_SMALL:g} the KL adds no ridge: beta drops out", dataset, fig,
+            stats.mean_interval(per_seed), (0.0, T.KL_RIDGE_NEGLIGIBLE), predicted="added ridge 0",
+            tolerance=f"<= {T.KL_RIDGE_NEGLIGIBLE:g} D", fmt=".3g", prefix="largest added ridge / D ",
             reason="KRR solutions whose ridges differ by less than 0.1 D lie closer together than the "
                    "finite-width distance the KRR claim accepts", regime=regime_text(used),
             detail=f"{len(used)} KL run-widths with points below the threshold"))
     else:
         out.append(not_evaluated("t2_kl_drops_out", THEOREM_2, THEOREM_SETTING, "beta drops out where beta c eta t "
-                                 "<< 1", dataset, fig, f"no logged point with beta c eta t <= {KL_DRIFT_SMALL:g}"))
+                                 "<< 1", dataset, fig, f"no logged point with beta c eta t <= {T.KL_DRIFT_SMALL:g}"))
     if growth:
         rho = tol["rank_correlation"]
         per_seed = np.nanmean(np.asarray(growth, float), axis=0)
         out.append(measured_claim(
             "t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING,
-            f"where beta c(m_z) eta T >= {KL_DRIFT_LARGE:g} the KL acts as a ridge that grows with training time: "
+            f"where beta c(m_z) eta T >= {T.KL_DRIFT_LARGE:g} the KL acts as a ridge that grows with training time: "
             "the limits m -> inf and t -> inf do not commute", dataset, fig, stats.mean_interval(per_seed),
             (rho - 1e-9, 1.0), predicted="Spearman(added ridge, t) +1", tolerance=f">= {rho:g}", fmt="+.2f",
             prefix="Spearman ", reason=f"{rho:g} allows an adjacent pair of logged times to swap under noise",
-            regime=regime_text(big), detail=f"{len(big)} KL run-widths with beta c eta T >= {KL_DRIFT_LARGE:g}"))
+            regime=regime_text(big), detail=f"{len(big)} KL run-widths with beta c eta T >= {T.KL_DRIFT_LARGE:g}"))
     return out
 
 

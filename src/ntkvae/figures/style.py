@@ -103,7 +103,12 @@ def log_ticks(ax, x_base: int = 2):
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     if ax.get_yscale() == "log":
+        low, high = ax.get_ylim()
+        if low > 0 and high / low < 10:   # less than a decade: widen it so that a labelled tick shows
+            centre = (low * high) ** 0.5
+            ax.set_ylim(centre / 10 ** 0.5, centre * 10 ** 0.5)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
 def footnote(fig, text: str):

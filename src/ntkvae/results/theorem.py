@@ -139,6 +139,13 @@ def krr_distances(run, kernel: Kernel, y, point: int = -1) -> dict[str, np.ndarr
     return {"krr": np.asarray(to_krr), "ridgeless": np.asarray(to_ridgeless)}
 
 
+# Where the KL's cumulative pull beta c(m_z) eta t is below this, the theory has it drop out (<< 1);
+# where the run's final pull is at least KL_DRIFT_LARGE it should act as a growing ridge.
+KL_DRIFT_SMALL, KL_DRIFT_LARGE = 0.3, 1.0
+# An added ridge below this fraction of the noise ridge D is indistinguishable from none: the KRR
+# solutions differ by less than the finite-width distance the KRR claim accepts at these widths.
+KL_RIDGE_NEGLIGIBLE = 0.1
+
 # Ridges searched, relative to the noise ridge D: from 1e-4 D (indistinguishable from none) to 1e3 D.
 RIDGE_GRID = np.concatenate([[0.0], np.logspace(-4, 3, 141)])
 
