@@ -259,7 +259,9 @@ def _convergence(config, dataset, theory):
 
 
 def _laziness(config, dataset, theory):
-    return _with_theorem(config, dataset, theory, {"runs": runs_files(config, dataset, config["figures"]["laziness_runs"])})
+    # The weight change needs no kernel: the theorem runs' training files only.
+    runs = [*config["figures"]["laziness_runs"], *([THEOREM_RUN] if theorem_run_names(config)["mse"] else [])]
+    return {"runs": runs_files(config, dataset, runs)}
 
 
 def _kernel_runs(config, dataset, theory):
