@@ -179,3 +179,15 @@ def test_resolution_is_a_sprites_option_only():
         config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 24}]})
     with pytest.raises(config_mod.ConfigError, match=r"datasets\[1\]\.resolution: only sprites"):
         config_mod.validate_config({**base, "datasets": [{"name": "sprites"}, {"name": "mnist5k", "resolution": 32}]})
+
+
+def test_prepare_data_cli_writes_low_resolution_sprites_and_rejects_the_option_elsewhere(tmp_path):
+    from ntkvae import prepare_data
+
+    out = tmp_path / "s.h5"
+    assert prepare_data.main(["--dataset", "sprites", "--n", "8", "--resolution", "32", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f["x"].shape == (8, 1024) and f["images"].shape == (8, 32, 32, 1)
+    with pytest.raises(SystemExit):
+        prepare_data.main(["--dataset", "digits", "--n", "8", "--resolution", "32", "--out", str(tmp_path / "d.h5")])
+    assert not (tmp_path / "d.h5").exists()
