@@ -124,6 +124,12 @@ def dataset_center_flag(wildcards):
     return "" if DATASETS[wildcards.dataset]["center"] else "--no-center"
 
 
+def dataset_options(wildcards):
+    """Per-dataset options of prepare_data: the sprites' resolution, when the config sets one."""
+    resolution = DATASETS[wildcards.dataset].get("resolution")
+    return f"--resolution {resolution}" if resolution else ""
+
+
 def run_widths(run):
     return run_model(config, run)["widths"]
 

