@@ -6,7 +6,7 @@ import h5py
 import pytest
 
 from ntkvae import claims as C
-from ntkvae import plot
+from ntkvae import paths, plot
 from synthetic_runs import add_theory_data, spd_kernel, write_dataset, write_kernel, write_run
 
 N = 16
@@ -22,8 +22,9 @@ def world(tmp_path):
     data = write_dataset(tmp_path / "toy.h5", n=N)
     y = h5py.File(data)["x"][()]
     theta = spd_kernel(N)
-    (tmp_path / "toy").mkdir()
-    kernel = write_kernel(tmp_path / "toy" / "erf.h5", theta)
+    kernel_path = tmp_path / paths.KERNEL.format(dataset="toy", activation="erf")   # found by its path
+    kernel_path.parent.mkdir(parents=True)
+    kernel = write_kernel(kernel_path, theta)
     return tmp_path, data, y, theta, kernel
 
 

@@ -24,7 +24,7 @@ import pathlib
 
 import numpy as np
 
-from .. import io
+from .. import io, paths
 
 KERNEL_REQUIRED = ("theta_inf/total", "eigenvalues", "eigenvectors")
 
@@ -32,18 +32,17 @@ KERNEL_REQUIRED = ("theta_inf/total", "eigenvalues", "eigenvectors")
 def kernel_file_for(kernel_paths, dataset: str, activation: str | None = None):
     """The kernel file of `dataset` (and `activation`, if given) among `kernel_paths`, or None."""
     for path in kernel_paths or ():
-        p = pathlib.Path(path)
-        if p.name != "prediction.h5" and p.parent.name == dataset and (activation is None or p.stem == activation):
-            return str(p)
+        kernel = paths.parse_kernel(path)
+        if kernel and kernel["dataset"] == dataset and activation in (None, kernel["activation"]):
+            return str(path)
     return None
 
 
-def prediction_file_for(paths, dataset: str, run: str):
-    """The prediction file results/kernels/<dataset>/<run>/prediction.h5 among `paths`, or None."""
-    for path in paths or ():
-        p = pathlib.Path(path)
-        if p.name == "prediction.h5" and p.parent.name == run and p.parent.parent.name == dataset:
-            return str(p)
+def prediction_file_for(files, dataset: str, run: str):
+    """The prediction file results/kernels/<dataset>/<run>/prediction.h5 among `files`, or None."""
+    for path in files or ():
+        if paths.parse_prediction(path) == {"dataset": dataset, "run": run}:
+            return str(path)
     return None
 
 
