@@ -69,6 +69,12 @@ def dataset_center_flag(wildcards):
     return "" if planning.dataset_entry(config, wildcards.dataset)["center"] else "--no-center"
 
 
+def dataset_options(wildcards):
+    """Per-dataset options of prepare_data: the sprites' resolution, when the config sets one."""
+    resolution = planning.dataset_entry(config, wildcards.dataset).get("resolution")
+    return f"--resolution {resolution}" if resolution else ""
+
+
 def tfds_fetch_options(wildcards):
     return planning.tfds_fetch_options(config)
 

