@@ -106,8 +106,12 @@ def test_figure_names_follow_the_config(config):
                                                            ("f3_kernel_constancy", "f4_rate", "f5_krr", "f9_min_width")]
     cfg = copy.deepcopy(load_config(ROOT / "tests/configs/tiny_figures.yaml"))
     cfg["figures"].update(kl_betas=[], sigma_trained=False, activations=[])
+    names = planning.figure_names(planning.add_figure_runs(copy.deepcopy(cfg)), theory=True)
+    # F5 stays while the theorem runs exist (Theorem 2 in its setting); F9 needs them.
+    assert "f5_krr" in names and "f6_kl_beta" not in names and "f10_activations" not in names
+    cfg["theorems"]["enabled"] = False
     names = planning.figure_names(planning.add_figure_runs(cfg), theory=True)
-    assert "f5_krr" not in names and "f6_kl_beta" not in names and "f10_activations" not in names
+    assert "f5_krr" not in names and "f9_min_width" not in names
     targets = planning.all_targets(config, theory=True)
     assert len(targets) == 2 * len(PAPER_ORDER) + 3 and targets[-1] == "results/provenance.yaml"
 
@@ -118,11 +122,12 @@ def test_plot_dispatch_is_the_figures_table():
 
 def test_plot_options(config):
     f1, f2, f3 = planning.FIGURES[:3]
+    settings = " --settings " + planning.figure_settings_json(config)
     with_kernels = f1.inputs(config, "digits", True)
     assert f1.plot_options(with_kernels, config) == (" --kernels " + " ".join(with_kernels["kernels"])
-                                                     + " --data results/data/digits.h5")
-    assert f1.plot_options(f1.inputs(config, "digits", False), config) == " --data results/data/digits.h5"
-    assert f2.plot_options(f2.inputs(config, "digits", True), config) == ""
+                                                     + " --data results/data/digits.h5" + settings)
+    assert f1.plot_options(f1.inputs(config, "digits", False), config) == " --data results/data/digits.h5" + settings
+    assert f2.plot_options(f2.inputs(config, "digits", True), config) == settings
     assert f3.plot_options(f3.inputs(config, "digits", True), config).endswith(
         " --settings " + planning.figure_settings_json(config))
 
