@@ -15,7 +15,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "ntkvae"
 PLOTTING = sorted((SRC / "figures").glob("*.py")) + [SRC / "plot.py"] + sorted((SRC / "claims").glob("*.py")) + sorted((SRC / "results").glob("*.py"))
 ALLOWED_TOP = {"numpy", "matplotlib", "h5py", "__future__", "argparse", "dataclasses", "importlib", "json",
                "logging", "os", "pathlib", "sys", "typing"}
-ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.figures", "ntkvae.claims", "ntkvae.results"}
+ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.groups", "ntkvae.figures", "ntkvae.claims", "ntkvae.results"}
 
 
 def imported_modules(path: pathlib.Path) -> set[str]:
