@@ -72,9 +72,11 @@ def h1(q1, va, vb, stats: Callable, sb: float) -> Layer:
 
 
 def mu_s(h1: Layer, sw: float, sb: float) -> tuple[Layer, Layer]:
-    """mu = sw Wmu h1 / sqrt(m) + sb bmu and s likewise: independent weights, so two Gaussian
-    processes with the same covariance; their cross term in the ntk vanishes."""
-    return dense(h1, "Wmu", "bmu", sw, sb), dense(h1, "Wsigma", "bsigma", sw, sb)
+    """mu = sw Wmu h1 / sqrt(m) + sb bmu and s likewise: independent weights on the same input,
+    so one kernel under two sets of names (computed once); their cross term in the ntk vanishes."""
+    mu = dense(h1, "Wmu", "bmu", sw, sb)
+    names_of_s = {"Wmu": "Wsigma", "bmu": "bsigma"}
+    return mu, mu._replace(ntk={names_of_s.get(g, g): k for g, k in mu.ntk.items()})
 
 
 def z(mu: Layer, s: Layer, same) -> Layer:
