@@ -14,6 +14,9 @@ WEIGHT_GROUPS = ("W1", "Wmu", "Wsigma", "W3", "W4")
 BIAS_GROUPS = ("b1", "bmu", "bsigma", "b3", "b4")
 # The bias group of each weight group (the same layer).
 BIAS_OF = dict(zip(WEIGHT_GROUPS, BIAS_GROUPS))
+# The log-variance layer s: frozen by `train_sigma: false`; its gradient is the noise's, so its
+# kernel lives on the same-example diagonal only.
+SIGMA_GROUPS = ("Wsigma", BIAS_OF["Wsigma"])
 
 
 def group_names(bias: bool) -> tuple[str, ...]:

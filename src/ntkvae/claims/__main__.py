@@ -12,7 +12,7 @@ import logging
 import sys
 
 from .. import io
-from . import compute, write_md, write_tsv
+from . import compute, divergences, write_md, write_tsv
 
 log = logging.getLogger("ntkvae.claims")
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
         log.error("%s", err)
         return 1
     write_tsv(claims, args.tsv)
-    write_md(claims, args.md)
+    write_md(claims, args.md, divergences(args.inputs))
     for c in claims:
         log.info("%-8s %s [%s]: measured %s, predicted %s", c.verdict, c.claim, c.dataset, c.measured, c.predicted)
     return 0

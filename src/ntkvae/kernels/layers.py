@@ -30,9 +30,11 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-# The groups that reach the output only through s, whose gradient is the noise's: zero between
-# two different examples (independent noise), so they live on the same-example diagonal only.
-SAME_EXAMPLE_ONLY = ("Wsigma", "bsigma")
+from ..groups import SIGMA_GROUPS
+
+# The groups of s reach the output only through the noise (`z`): zero between two different
+# examples (independent noise), so they live on the same-example diagonal only.
+SAME_EXAMPLE_ONLY = SIGMA_GROUPS
 
 
 class Layer(NamedTuple):
