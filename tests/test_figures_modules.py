@@ -17,8 +17,8 @@ ALLOWED_TOP = {"numpy", "matplotlib", "h5py", "__future__", "argparse", "datacla
                "logging", "os", "pathlib", "sys", "typing"}
 # The numpy-only theory modules (spectrum, dynamics, krr, regime) are shared with the kernel jobs, so
 # a figure and the job compute a prediction with the same function; paths: the result-path names;
-# planning: the FIGURES table of the plot dispatch. None imports JAX (checked at run time below).
-ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.figures", "ntkvae.claims", "ntkvae.results", "ntkvae.spectrum", "ntkvae.dynamics",
+# planning: the FIGURES table of the plot dispatch; groups: the parameter-group names. None imports JAX (checked at run time below).
+ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.groups", "ntkvae.figures", "ntkvae.claims", "ntkvae.results", "ntkvae.spectrum", "ntkvae.dynamics",
                   "ntkvae.krr", "ntkvae.regime", "ntkvae.paths", "ntkvae.planning"}
 
 

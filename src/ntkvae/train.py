@@ -340,7 +340,7 @@ def ntk_probes(args, trainer: Trainer, state) -> tuple[dict, dict]:
     the same noise draws (a fixed key per seed) at init and at the end, so the difference is
     the kernel's drift, not Monte-Carlo noise. See docs/theory.md, "Data layout".
     """
-    from . import kernels  # local: the kernel code is needed only here
+    from . import empirical_ntk as kernels  # local: only the probes need Theta_m (defined in empirical_ntk.py)
 
     probe = getattr(args, "probe_cfg", {}) or {}
     size = min(int(probe.get("probe_size", 32)), trainer.n)
