@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import pathlib
 from typing import Any, Mapping
 
@@ -29,7 +30,15 @@ def schema() -> dict:
 
 
 def _with_defaults(validator_class):
+    """The validator, filling defaults and rejecting non-finite numbers.
+
+    JSON Schema has no notion of NaN: every comparison with it is false, so `minimum: 0`
+    accepts `.nan` (and `maximum` accepts `.inf`). Every value the schema types as a number
+    must therefore be finite; a schema node may allow NaN and infinities with
+    `allowNonFinite: true` (none does today).
+    """
     validate_properties = validator_class.VALIDATORS["properties"]
+    validate_type = validator_class.VALIDATORS["type"]
 
     def set_defaults(validator, properties, instance, schema_):
         if isinstance(instance, dict):
@@ -38,7 +47,14 @@ def _with_defaults(validator_class):
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema_)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    def finite_numbers(validator, types, instance, schema_):
+        errors = list(validate_type(validator, types, instance, schema_))
+        yield from errors
+        if not errors and isinstance(instance, float) and not math.isfinite(instance) \
+                and not schema_.get("allowNonFinite", False):
+            yield jsonschema.ValidationError(f"{instance!r} is not a finite number", validator="finite")
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults, "type": finite_numbers})
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
@@ -47,6 +63,10 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
     return ".".join(parts).replace(".[", "[") or "<top level>"
+
+
+# Errors whose message alone says what is wrong but not why: the schema's description follows.
+_EXPLAINED = ("pattern", "minItems", "minimum", "exclusiveMinimum", "maximum", "uniqueItems", "finite")
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -58,7 +78,21 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "oneOf":
         options = [s.get("const", s.get("type")) for s in schema_.get("oneOf", [])]
         return f"{error.instance!r} is not allowed; expected one of {options}"
+    if error.validator == "type" and isinstance(error.instance, str) and _reads_as_number(error.instance):
+        # PyYAML follows YAML 1.1, where a number in exponent form needs a dot: 1e-3 is text.
+        mantissa, _, exponent = error.instance.lower().partition("e")
+        return f"{error.message} (YAML reads it as text: write {mantissa}.0e{exponent})"
+    if error.validator in _EXPLAINED and schema_.get("description"):
+        return f"{error.message} ({' '.join(schema_['description'].split())})"
     return error.message
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return "e" in text.lower() and "." not in text.split("e")[0].split("E")[0]
 
 
 def validate_config(config: Mapping[str, Any]) -> dict:
