@@ -13,7 +13,6 @@ The file layouts are documented in docs/theory.md, "Data layout".
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -21,7 +20,7 @@ import time
 import numpy as np
 
 from . import datasets, dynamics, io, kernels, krr
-from .config import ConfigError
+from .config import ConfigError, parse_section
 from .objectives import KL_SCALINGS
 
 log = logging.getLogger("ntkvae.compute_kernels")
@@ -54,8 +53,8 @@ def ridge_rows(noise: np.ndarray, grid) -> tuple[np.ndarray, list[str]]:
 
 
 def kernel_command(args) -> None:
-    model = json.loads(args.model)
-    opts = json.loads(args.kernels)
+    model = parse_section(args.model, "model", "--model", partial=True)
+    opts = parse_section(args.kernels, "kernels", "--kernels")
     x, attrs = datasets.load_inputs(args.data)
     n, d = x.shape
     per_group = opts.get("per_group", "probe")
@@ -118,19 +117,27 @@ def kernel_command(args) -> None:
     log.info("wrote %s", args.out)
 
 
+SPECTRUM_LAYOUT = {"eigenvalues": ("n",), "eigenvectors": ("n", "n"), "mean_eigenvalues": ("n",),
+                   "mean_eigenvectors": ("n", "n"), "noise_diagonal/total": ("n",), "noise_diagonal/W4": ("n",),
+                   "theta_inf/W4": ("n", "n")}
+
+
 def read_spectrum(path) -> tuple[dynamics.Spectrum, dict]:
-    required = ("eigenvalues", "eigenvectors", "mean_eigenvalues", "noise_diagonal/total", "noise_diagonal/W4",
-                "theta_inf/W4")
-    with io.open_input(path, required) as f:
-        vec = f["eigenvectors"][()]
-        spec = dynamics.Spectrum(f["eigenvalues"][()], vec, f["noise_diagonal/total"][()], f["mean_eigenvalues"][()],
-                                 f["mean_eigenvectors"][()] if "mean_eigenvectors" in f else vec)
-        extra = {"w4": f["theta_inf/W4"][()], "noise_w4": f["noise_diagonal/W4"][()], "attrs": dict(f.attrs)}
+    """The spectrum and the W4 kernels of a kernel file: every array present, finite (a NaN
+    eigenvalue would make every predicted loss NaN) and of consistent shape."""
+    with io.open_input(path, tuple(k for k in SPECTRUM_LAYOUT if k != "mean_eigenvectors")) as f:
+        a = {key: io.read(f, key) for key in SPECTRUM_LAYOUT if key in f}
+        attrs = dict(f.attrs)
+    io.check_shapes(path, a, SPECTRUM_LAYOUT)
+    vec = a["eigenvectors"]
+    spec = dynamics.Spectrum(a["eigenvalues"], vec, a["noise_diagonal/total"], a["mean_eigenvalues"],
+                             a.get("mean_eigenvectors", vec))
+    extra = {"w4": a["theta_inf/W4"], "noise_w4": a["noise_diagonal/W4"], "attrs": attrs}
     return spec, extra
 
 
 def predict_command(args) -> None:
-    settings = json.loads(args.training)
+    settings = parse_section(args.training, "training", "--training", extra={"description": {"type": "string"}})
     x, attrs = datasets.load_inputs(args.data)
     n, d = x.shape
     spec, extra = read_spectrum(args.kernel)
@@ -175,7 +182,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         kernel_command(args) if args.command == "kernel" else predict_command(args)
-    except (io.InputFileError, ConfigError, NotImplementedError, ValueError) as err:
+    except (io.WorkflowFileError, ConfigError, NotImplementedError, ValueError) as err:
         log.error("%s", err)
         return 1
     return 0

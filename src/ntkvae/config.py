@@ -7,8 +7,10 @@ what a researcher with a typo needs. The Snakefile and every CLI use it.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
+import json
 import math
 import pathlib
 from typing import Any, Mapping
@@ -129,6 +131,64 @@ def _check_consistency(config: dict) -> None:
         if key not in config["runs"]:
             raise ConfigError(f"invalid config:\n  figures.convergence_runs: run {key!r} is not defined in runs "
                               f"(defined: {', '.join(config['runs'])})")
+
+
+def parse_section(text: str, section: str, option: str, *, partial: bool = False,
+                  extra: Mapping[str, dict] | None = None, required: tuple[str, ...] = ()) -> dict:
+    """A command-line argument holding one config section as JSON (the Snakemake rules pass
+    them), validated against that section of the schema with its defaults filled.
+
+    partial: the section's required keys may be absent (the kernel job gets `model` without
+    `widths`); extra: further allowed keys and their schemas (a run's settings add
+    `description` to `training`); required: keys that must be present besides the section's.
+    Errors name the option and the key."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"{option}: not valid JSON ({err})") from None
+    sub = copy.deepcopy(schema()["properties"][section])
+    if partial:
+        sub.pop("required", None)
+    sub.setdefault("properties", {}).update(copy.deepcopy(dict(extra or {})))
+    sub["required"] = sorted(set(sub.get("required", [])) | set(required))
+    sub["$defs"] = schema()["$defs"]
+    value = copy.deepcopy(value)
+    errors = sorted(_Validator(sub).iter_errors(value), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        lines = [f"  {section}.{_key_path(e)}".replace(".<top level>", "") + f": {_describe(e)}" for e in errors]
+        if len(lines) == 1:
+            raise ConfigError(f"{option}: {lines[0].strip()}")
+        raise ConfigError(f"{option}: invalid {section} settings:\n" + "\n".join(lines))
+    return value
+
+
+def int_at_least(minimum: int):
+    """argparse type: an integer >= minimum (the CLIs take the schema's bounds)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def finite_float(*, above: float | None = None, at_most: float | None = None):
+    """argparse type: a finite number (> above, <= at_most when given)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or (above is not None and value <= above) or \
+                (at_most is not None and value > at_most):
+            bounds = " and ".join(b for b in (above is not None and f"> {above:g}",
+                                              at_most is not None and f"<= {at_most:g}") if b)
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' + bounds if bounds else ''}, got {text!r}")
+        return value
+    return parse
 
 
 def load_config(path: str | pathlib.Path) -> dict:

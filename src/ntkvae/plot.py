@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
 
 from . import io
+from .config import ConfigError, int_at_least, parse_section
 
 FIGURES = {
     "convergence": "ntkvae.figures.convergence",        # F1
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--inputs", nargs="+", required=True, help="HDF5 files the figure is built from")
     p.add_argument("--pdf", required=True)
     p.add_argument("--png")
-    p.add_argument("--dpi", type=int, default=150)
+    p.add_argument("--dpi", type=int_at_least(50), default=150)
     p.add_argument("--dataset", help="dataset name for the title")
     p.add_argument("--data", help="the dataset's HDF5 file (figures that show images)")
     p.add_argument("--kernels", nargs="+", help="kernel HDF5 files (figures with infinite-width theory)")
@@ -44,12 +44,17 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     module = importlib.import_module(FIGURES[args.figure])
     extra = {key: getattr(args, key) for key in ("data", "kernels") if getattr(args, key)}
-    if args.settings:
-        extra["settings"] = json.loads(args.settings)
     try:
+        if args.settings:
+            extra["settings"] = parse_section(args.settings, "figures", "--settings")
         module.plot(args.inputs, args.pdf, args.png, dpi=args.dpi, dataset=args.dataset, **extra)
-    except io.InputFileError as err:
+    except (io.WorkflowFileError, ConfigError) as err:
         logging.getLogger("ntkvae.plot").error("%s", err)
+        return 1
+    except OSError as err:   # matplotlib writing the PDF or PNG (a full disk, no permission)
+        if err.errno is None:
+            raise
+        logging.getLogger("ntkvae.plot").error("%s", io.write_failure(err.filename or args.pdf, err))
         return 1
     return 0
 
