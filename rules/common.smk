@@ -172,7 +172,7 @@ def plot_code(module):
 def claims_code():
     return [
         workflow_file(f"src/ntkvae/{module}.py")
-        for module in ("claims", "claims_theory")
+        for module in ("claims/__init__", "claims/__main__", "claims/table", "claims/training", "claims/theory")
     ]
 
 

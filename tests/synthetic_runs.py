@@ -108,7 +108,7 @@ def add_theory_data(path, theta, y, *, probe=(0, 3, 5, 7, 9, 11), exponent=-0.5,
     follow_theory: the mean-function residual is the linearized prediction (and outputs the
     kernel predictor) up to a relative error of m^-1/2; otherwise it decays twice as slowly.
     """
-    from ntkvae.figures.kernels import Kernel, kernel_predictor
+    from ntkvae.results.kernels import Kernel, kernel_predictor
 
     with h5py.File(path, "a") as f:
         width = int(f.attrs["width"])

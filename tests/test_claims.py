@@ -8,6 +8,8 @@ import h5py
 import pytest
 
 from ntkvae import claims as C
+from ntkvae.claims.__main__ import main as claims_main
+from ntkvae.claims.theory import THEORY_CLAIMS
 from synthetic_runs import write_run
 
 SETTINGS = {
@@ -98,7 +100,7 @@ def test_activation_claim_fails_if_one_activation_does_not_converge(tmp_path):
 
 def test_theory_claims_not_evaluated_without_kernels(tmp_path):
     claims = C.compute(laziness_files(tmp_path, -0.5), SETTINGS, ["toy"])
-    theory = [c for c in claims if c.key in {k for k, _, _ in __import__("ntkvae.claims_theory").claims_theory.THEORY_CLAIMS}]
+    theory = [c for c in claims if c.key in {k for k, _, _ in THEORY_CLAIMS}]
     assert theory and all(c.verdict == C.NOT_EVALUATED and "kernel file" in c.detail for c in theory)
 
 
@@ -106,7 +108,7 @@ def test_cli_writes_consistent_md_and_tsv(tmp_path):
     files = laziness_files(tmp_path, 0.0)
     settings = dict(SETTINGS, datasets=["toy"])
     md, tsv = tmp_path / "claims.md", tmp_path / "claims.tsv"
-    assert C.main(["--inputs", *files, "--settings", json.dumps(settings), "--md", str(md), "--tsv", str(tsv)]) == 0
+    assert claims_main(["--inputs", *files, "--settings", json.dumps(settings), "--md", str(md), "--tsv", str(tsv)]) == 0
     lines = tsv.read_text().splitlines()
     header = lines[0].split("\t")
     assert header == list(C.Claim.COLUMNS)
@@ -118,7 +120,7 @@ def test_cli_names_a_corrupt_input(tmp_path, caplog):
     bad = tmp_path / "broken.h5"
     bad.write_text("not hdf5")
     settings = dict(SETTINGS, datasets=["toy"])
-    code = C.main(["--inputs", str(bad), "--settings", json.dumps(settings), "--md", str(tmp_path / "c.md"),
+    code = claims_main(["--inputs", str(bad), "--settings", json.dumps(settings), "--md", str(tmp_path / "c.md"),
                    "--tsv", str(tmp_path / "c.tsv")])
     assert code == 1 and "broken.h5" in caplog.text
 

@@ -38,7 +38,7 @@ def make_runs(tmp_path, y, theta, *, exponent=-0.5, follow=True):
 
 def theory_rows(files, data, kernel):
     claims = C.compute(files, SETTINGS, ["toy"], [kernel], [data])
-    return {c.key: c for c in claims if c.key in {k for k, _, _ in C.claims_theory.THEORY_CLAIMS}}
+    return {c.key: c for c in claims if c.key in {k for k, _, _ in C.theory.THEORY_CLAIMS}}
 
 
 def test_theory_claims_hold_when_training_follows_the_kernel(world):

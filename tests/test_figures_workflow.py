@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from deploy_helpers import copy_workflow  # the tracked files, as a user has them (not .venv or results/)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -22,12 +23,6 @@ THEORY_FIGURES = ["f3_kernel_constancy", "f4_rate", "f5_krr", "f9_min_width"]
 def expected_figures():
     theory = (ROOT / "rules" / "kernels.smk").exists()
     return BASE_FIGURES + (THEORY_FIGURES if theory else [])
-
-
-def copy_workflow(dest: pathlib.Path) -> pathlib.Path:
-    ignore = shutil.ignore_patterns("results", ".snakemake", ".git", "__pycache__", ".pytest_cache", "*.egg-info")
-    shutil.copytree(ROOT, dest, ignore=ignore)
-    return dest
 
 
 def snakemake(cwd, *args, check=True):

@@ -182,7 +182,7 @@ def test_compute_kernels_cli(tmp_path):
                                  json.dumps(dict(opts, per_group="some")), "--out", str(tmp_path / "bad.h5")]) == 1
 
     # The figures' reader: probe points from the probe set, others from the full file, or a clear error.
-    from ntkvae.figures.kernels import Kernel
+    from ntkvae.results.kernels import Kernel
     from ntkvae.io import InputFileError
 
     probe_only, everything = Kernel(out), Kernel(full)

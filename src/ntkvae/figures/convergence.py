@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
-from .kernels import Kernel, data_targets, kernel_file_for, linearized_curve
-from .runs import by_run, describe, finite_or_nan, load_runs
+from ..results.kernels import Kernel, data_targets, kernel_file_for, linearized_curve
+from ..results.runs import by_run, describe, finite_or_nan, load_runs
 
 
 def theory_overlay(ax, group, kernels, y):

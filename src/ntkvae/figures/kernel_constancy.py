@@ -11,10 +11,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .kernels import Kernel, distance_to_limit, kernel_change, kernel_file_for
+from . import style
+from ..results import measures
+from ..results.kernels import Kernel, distance_to_limit, kernel_change, kernel_file_for
 from .laziness import GROUP_COLORS
-from .runs import by_run, load_runs
+from ..results.runs import by_run, load_runs
 
 COLORS = dict(GROUP_COLORS, total="black")
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .kernels import Kernel, data_targets, distance_to_predictor, kernel_file_for
-from .runs import by_run, load_runs
+from . import style
+from ..results import measures
+from ..results.kernels import Kernel, data_targets, distance_to_predictor, kernel_file_for
+from ..results.runs import by_run, load_runs
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):

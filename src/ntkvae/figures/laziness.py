@@ -13,8 +13,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .runs import by_run, describe, finite_or_nan, load_runs
+from . import style
+from ..results import measures
+from ..results.runs import by_run, describe, finite_or_nan, load_runs
 
 GROUP_COLORS = {"W1": "#1b9e77", "Wmu": "#d95f02", "Wsigma": "#7570b3", "W3": "#e7298a", "W4": "#66a61e"}
 

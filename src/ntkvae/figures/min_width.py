@@ -11,9 +11,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .kernels import Kernel, curve_distance, data_targets, kernel_file_for, linearized_curve
-from .runs import by_run, load_runs
+from . import style
+from ..results import measures
+from ..results.kernels import Kernel, curve_distance, data_targets, kernel_file_for, linearized_curve
+from ..results.measures import extrapolated_width, minimum_width
+from ..results.runs import by_run, load_runs
 
 
 def distances(runs, kernel, y, paths=()) -> np.ndarray:
@@ -23,25 +25,6 @@ def distances(runs, kernel, y, paths=()) -> np.ndarray:
         predicted = linearized_curve(r, kernel, paths, y)
         out.append([curve_distance(c, predicted) for c in r.data["eval"]["mean_function_mse"]])
     return np.asarray(out).T
-
-
-def minimum_width(widths, distance, tolerance):
-    """Smallest width from which on every (mean) distance is within tolerance, or None."""
-    ok = np.asarray(distance) <= tolerance
-    for i in range(len(widths)):
-        if ok[i:].all():
-            return int(widths[i])
-    return None
-
-
-def extrapolated_width(widths, distance, tolerance):
-    """Width at which the power law fitted to distance(m) reaches the tolerance (None if not falling)."""
-    slope = measures.loglog_slope(widths, distance)
-    if not slope < 0:
-        return None
-    # In logs: a nearly flat fit puts the width beyond float range, which is an honest +inf.
-    log_width = np.log(widths[-1]) + np.log(tolerance / distance[-1]) / slope
-    return float(np.exp(log_width)) if log_width < 700 else float("inf")
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .kernels import Kernel, data_targets, kernel_file_for, lambda_min, linearized_curve
-from .runs import by_run, finite_or_nan, load_runs
+from . import style
+from ..results import measures
+from ..results.kernels import Kernel, data_targets, kernel_file_for, lambda_min, linearized_curve
+from ..results.runs import by_run, finite_or_nan, load_runs
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):

@@ -2,7 +2,7 @@
 
 They need the kernel files of rules/kernels.smk (results/kernels/<dataset>/<activation>.h5),
 the dataset files (targets Y = X) and the empirical-NTK probes in the training files
-(ntk/probe_index, ntk/init/<group>, ntk/final/<group>); ntkvae.figures.kernels documents the
+(ntk/probe_index, ntk/init/<group>, ntk/final/<group>); ntkvae.results.kernels documents the
 layout and the linearized prediction. Where these are missing every claim here is listed as
 "not evaluated", naming what is missing.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .figures import kernels as K
-from .figures import measures
-from .figures.min_width import extrapolated_width
+from ..results import kernels as K
+from ..results import measures
+from .table import NOT_EVALUATED, Claim
 
 THEORY_CLAIMS = (
     ("kernel_constancy", "the NTK stays constant in training: ||Theta_m(T) - Theta_m(0)|| / ||Theta_m(0)|| = O(m^-1/2)",
@@ -29,8 +29,6 @@ THEORY_CLAIMS = (
 
 
 def claims(runs, kernel_paths, dataset, settings, data_paths=()):
-    from .claims import NOT_EVALUATED, Claim
-
     data = next((p for p in data_paths if K.pathlib.Path(p).stem == dataset), None)
     probed = [r for r in runs if r.dataset == dataset and r.run in settings["kernel_runs"] and K.has_probes(r)]
     kernel_path = K.kernel_file_for(kernel_paths, dataset, probed[0].model["activation"] if probed else None)
@@ -87,7 +85,7 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
             for r in wide_runs]
     ok = np.asarray(dist) <= settings["min_width_tolerance"]
     m_min = next((int(widths[i]) for i in range(len(widths)) if ok[i:].all()), None)
-    guess = extrapolated_width(widths, np.asarray(dist), settings["min_width_tolerance"])
+    guess = measures.extrapolated_width(widths, np.asarray(dist), settings["min_width_tolerance"])
     if m_min is None and guess:
         detail += f"; power-law extrapolation reaches the tolerance at m = {guess:.3g}"
     out.append(row("min_width", f"minimum width {m_min if m_min else '> ' + str(widths.max())}",

@@ -1,71 +1,21 @@
-"""CLI: the claims table, computed from the workflow's HDF5 files (never written by hand).
-
-    python -m ntkvae.claims --inputs results/train/*/*/w*.h5 [--kernels results/kernels/*/*.h5] \
-        --settings '<figures section as JSON>' --md results/claims.md --tsv results/claims.tsv
-
-Each row is one theoretical claim on one dataset: the quantity measured, the value the
-theory predicts, the tolerance, the verdict (holds / fails / not evaluated) and the figure
-that shows it. A claim whose inputs are absent (a sweep switched off, kernels not computed)
-is listed as "not evaluated" with the reason, so the table never silently drops a claim.
-The numbers come from ntkvae.figures.measures, the same code the figures use.
-"""
+"""Claims measured on training runs alone: convergence, laziness, beta, narrow vs wide, activations."""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import logging
-import pathlib
-import sys
 from typing import Callable
 
 import numpy as np
 
-from . import claims_theory, io
-from .figures import measures
-from .figures.runs import Run, load_runs
+from ..results import measures
+from .table import NOT_EVALUATED, Claim, runs_of, verdict
 
-log = logging.getLogger("ntkvae.claims")
-
-HOLDS, FAILS, NOT_EVALUATED = "holds", "fails", "not evaluated"
-
-
-@dataclasses.dataclass
-class Claim:
-    key: str            # stable identifier, e.g. "weight_change_slope"
-    claim: str          # the statement of the paper being tested
-    dataset: str
-    figure: str         # figure file stem that shows it, e.g. f2_laziness_digits
-    measured: str
-    predicted: str
-    tolerance: str
-    verdict: str
-    detail: str = ""
-
-    COLUMNS = ("key", "claim", "dataset", "figure", "measured", "predicted", "tolerance", "verdict", "detail")
-
-    def row(self) -> list[str]:
-        return [str(getattr(self, c)) for c in self.COLUMNS]
-
-
-def verdict(ok: bool) -> str:
-    return HOLDS if ok else FAILS
-
-
-def _runs_of(runs: list[Run], dataset: str, names) -> list[Run]:
-    names = set(names)
-    return sorted((r for r in runs if r.dataset == dataset and r.run in names), key=lambda r: (r.run, r.width))
-
-
-# ------------------------------------------------------------------ claims from training runs
 
 def weight_change_claims(runs, dataset, settings) -> list[Claim]:
     """Laziness: relative weight change per group falls like #weights^(-1/2) (F2)."""
     tol = settings["claims"]["slope_tolerance"]
     out = []
     for name in settings["laziness_runs"]:
-        group_runs = _runs_of(runs, dataset, [name])
+        group_runs = runs_of(runs, dataset, [name])
         statement = f"weight change shrinks with width like #weights^-1/2 (run {name})"
         if len({r.width for r in group_runs}) < 2:
             out.append(Claim("weight_change_slope", statement, dataset, f"f2_laziness_{dataset}", "-", "-", "-",
@@ -91,7 +41,7 @@ def convergence_claims(runs, dataset, settings) -> list[Claim]:
     """Convergence: the mean-function residual of the widest network decreases steadily (F1)."""
     out = []
     for name in settings["convergence_runs"]:
-        group_runs = _runs_of(runs, dataset, [name])
+        group_runs = runs_of(runs, dataset, [name])
         statement = f"gradient descent converges: residual decreases at every logged step (run {name})"
         if not group_runs:
             out.append(Claim("convergence", statement, dataset, f"f1_convergence_{dataset}", "-", "-", "-",
@@ -114,7 +64,7 @@ def beta_claims(runs, dataset, settings) -> list[Claim]:
     rho = settings["claims"]["rank_correlation"]
     names = settings["kl_runs"]
     figure = f"f6_kl_beta_{dataset}"
-    sweep = _runs_of(runs, dataset, names)
+    sweep = runs_of(runs, dataset, names)
     if not sweep:
         return [Claim("beta_kl", "larger beta lowers the KL", dataset, figure, "-", "-", "-", NOT_EVALUATED,
                       "no beta sweep (figures.kl_betas is empty)")]
@@ -144,8 +94,8 @@ def beta_claims(runs, dataset, settings) -> list[Claim]:
 def narrow_wide_claims(runs, dataset, settings) -> list[Claim]:
     """Over-parameterization helps: the widest model ends below the narrow one (F7)."""
     figure = f"f7_narrow_wide_{dataset}"
-    narrow = _runs_of(runs, dataset, ["narrow"])
-    wide = _runs_of(runs, dataset, [settings["wide_run"]])
+    narrow = runs_of(runs, dataset, ["narrow"])
+    wide = runs_of(runs, dataset, [settings["wide_run"]])
     statement = "the over-parameterized VAE reaches a lower residual than a narrow one"
     if not narrow or not wide:
         return [Claim("narrow_vs_wide", statement, dataset, figure, "-", "-", "-", NOT_EVALUATED, "runs missing")]
@@ -161,7 +111,7 @@ def activation_claims(runs, dataset, settings) -> list[Claim]:
     """Every activation trains: the residual falls and keeps falling (F10)."""
     figure = f"f10_activations_{dataset}"
     names = [f"act_{a}" for a in settings["activations"]]
-    sweep = _runs_of(runs, dataset, names)
+    sweep = runs_of(runs, dataset, names)
     statement = "linear convergence holds for every activation tested"
     if not sweep:
         return [Claim("activations", statement, dataset, figure, "-", "-", "-", NOT_EVALUATED,
@@ -188,64 +138,3 @@ TRAINING_CLAIMS: tuple[Callable, ...] = (convergence_claims, weight_change_claim
                                          activation_claims)
 
 
-# ------------------------------------------------------------------ table
-
-def compute(train_paths, settings, datasets, kernel_paths=(), data_paths=()) -> list[Claim]:
-    runs = load_runs(train_paths)
-    claims = []
-    for dataset in datasets:
-        for fn in TRAINING_CLAIMS:
-            claims.extend(fn(runs, dataset, settings))
-        claims.extend(claims_theory.claims(runs, kernel_paths, dataset, settings, data_paths))
-    return claims
-
-
-def write_tsv(claims, path) -> None:
-    lines = ["\t".join(Claim.COLUMNS)] + ["\t".join(c.row()).replace("\n", " ") for c in claims]
-    pathlib.Path(path).write_text("\n".join(lines) + "\n")
-
-
-def write_md(claims, path) -> None:
-    mark = {HOLDS: "✅ holds", FAILS: "❌ fails", NOT_EVALUATED: "— not evaluated"}
-    counts = {v: sum(c.verdict == v for c in claims) for v in (HOLDS, FAILS, NOT_EVALUATED)}
-    lines = [
-        "# Claims table",
-        "",
-        f"{counts[HOLDS]} hold, {counts[FAILS]} fail, {counts[NOT_EVALUATED]} not evaluated. "
-        "Computed by `python -m ntkvae.claims` from the HDF5 files of this run; tolerances from the "
-        "config (`figures.claims`), justified in docs/figures.md.",
-        "",
-        "| claim | dataset | measured | predicted | tolerance | verdict | figure | detail |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for c in claims:
-        cells = [c.claim, c.dataset, c.measured, c.predicted, c.tolerance, mark[c.verdict], c.figure, c.detail]
-        lines.append("| " + " | ".join(str(x).replace("|", "/") for x in cells) + " |")
-    pathlib.Path(path).write_text("\n".join(lines) + "\n")
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    p = argparse.ArgumentParser(prog="python -m ntkvae.claims", description=__doc__.split("\n\n")[0])
-    p.add_argument("--inputs", nargs="+", required=True, help="training HDF5 files")
-    p.add_argument("--kernels", nargs="*", default=[], help="kernel HDF5 files (results/kernels/...)")
-    p.add_argument("--data", nargs="*", default=[], help="dataset HDF5 files (results/data/<dataset>.h5)")
-    p.add_argument("--settings", required=True, help="JSON: the figures section plus kl_runs and datasets")
-    p.add_argument("--md", required=True)
-    p.add_argument("--tsv", required=True)
-    args = p.parse_args(argv)
-    settings = json.loads(args.settings)
-    try:
-        claims = compute(args.inputs, settings, settings["datasets"], args.kernels, args.data)
-    except io.InputFileError as err:
-        log.error("%s", err)
-        return 1
-    write_tsv(claims, args.tsv)
-    write_md(claims, args.md)
-    for c in claims:
-        log.info("%-8s %s [%s]: measured %s, predicted %s", c.verdict, c.claim, c.dataset, c.measured, c.predicted)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -70,3 +70,22 @@ def decay_rate(steps, values, start_fraction: float = 0.5) -> float:
 def final(values) -> np.ndarray:
     """Last logged value of each seed (rows)."""
     return np.asarray(values, float)[..., -1]
+
+
+def minimum_width(widths, distance, tolerance):
+    """Smallest width from which on every (mean) distance is within tolerance, or None."""
+    ok = np.asarray(distance) <= tolerance
+    for i in range(len(widths)):
+        if ok[i:].all():
+            return int(widths[i])
+    return None
+
+
+def extrapolated_width(widths, distance, tolerance):
+    """Width at which the power law fitted to distance(m) reaches the tolerance (None if not falling)."""
+    slope = loglog_slope(widths, distance)
+    if not slope < 0:
+        return None
+    # In logs: a nearly flat fit puts the width beyond float range, which is an honest +inf.
+    log_width = np.log(widths[-1]) + np.log(tolerance / distance[-1]) / slope
+    return float(np.exp(log_width)) if log_width < 700 else float("inf")
