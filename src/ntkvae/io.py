@@ -238,12 +238,14 @@ def check_finite(value, path, name: str, allow_rows: Iterable[int] = ()) -> None
                              "produced NaN or infinity: delete the file and rerun that step")
 
 
-def check_shapes(path, arrays: Mapping[str, Any], layout: Mapping[str, tuple]) -> dict[str, int]:
+def check_shapes(path, arrays: Mapping[str, Any], layout: Mapping[str, tuple],
+                 known: Mapping[str, int] | None = None) -> dict[str, int]:
     """Check that arrays agree with a layout of named dimensions, e.g. {"x": ("n", "d"),
-    "scale": ("n",)}: every name stands for one size across the datasets (an int, a fixed size).
-    Returns the sizes; the error names the file, the dataset and the dimension that disagrees."""
-    sizes: dict[str, int] = {}
-    origin: dict[str, str] = {}
+    "scale": ("n",)}: every name stands for one size across the datasets (an int, a fixed size;
+    `known` gives sizes known beforehand, e.g. from attributes). Returns the sizes; the error
+    names the file, the dataset and the dimension that disagrees."""
+    sizes: dict[str, int] = dict(known or {})
+    origin: dict[str, str] = {name: "its attributes" for name in sizes}
     for key, dims in layout.items():
         if key not in arrays:
             continue

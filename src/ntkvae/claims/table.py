@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import pathlib
+
+from .. import io
 
 HOLDS, FAILS, NOT_EVALUATED = "holds", "fails", "not evaluated"
 
@@ -30,6 +31,23 @@ def verdict(ok: bool) -> str:
     return HOLDS if ok else FAILS
 
 
+def diverged(key: str, statement: str, dataset: str, figure: str, note: str, measured: str = "diverged") -> Claim:
+    """A claim whose runs diverged where it needs them: it fails, and says so (training at these
+    settings did not converge: the learning rate is too large for them)."""
+    return Claim(key, statement, dataset, figure, measured, "-", "-", FAILS, note)
+
+
+def judged(ok: bool, note: str) -> str:
+    """The verdict of a claim evaluated on the seeds that did not diverge: `note` (a divergence
+    note) makes it fail whatever the rest shows, since the claim was not tested as configured."""
+    return FAILS if note else verdict(ok)
+
+
+def with_note(detail: str, note: str) -> str:
+    """`detail` followed by a divergence note (ntkvae.results.runs.divergence_note), if any."""
+    return f"{detail}; {note}" if note and detail else (note or detail)
+
+
 def runs_of(runs, dataset: str, names) -> list:
     """The runs of `dataset` named in `names`, by run name and width."""
     names = set(names)
@@ -38,7 +56,7 @@ def runs_of(runs, dataset: str, names) -> list:
 
 def write_tsv(claims, path) -> None:
     lines = ["\t".join(Claim.COLUMNS)] + ["\t".join(c.row()).replace("\n", " ") for c in claims]
-    pathlib.Path(path).write_text("\n".join(lines) + "\n")
+    io.write_text(path, "\n".join(lines) + "\n")
 
 
 def write_md(claims, path) -> None:
@@ -57,4 +75,4 @@ def write_md(claims, path) -> None:
     for c in claims:
         cells = [c.claim, c.dataset, c.measured, c.predicted, c.tolerance, mark[c.verdict], c.figure, c.detail]
         lines.append("| " + " | ".join(str(x).replace("|", "/") for x in cells) + " |")
-    pathlib.Path(path).write_text("\n".join(lines) + "\n")
+    io.write_text(path, "\n".join(lines) + "\n")

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..results import kernels as K
 from ..results import measures
-from .table import NOT_EVALUATED, Claim
+from ..results.runs import divergence_note, usable
+from .table import NOT_EVALUATED, Claim, diverged, judged, with_note
 
 THEORY_CLAIMS = (
     ("kernel_constancy", "the NTK stays constant in training: ||Theta_m(T) - Theta_m(0)|| / ||Theta_m(0)|| = O(m^-1/2)",
@@ -30,7 +31,11 @@ THEORY_CLAIMS = (
 
 def claims(runs, kernel_paths, dataset, settings, data_paths=()):
     data = next((p for p in data_paths if K.pathlib.Path(p).stem == dataset), None)
-    probed = [r for r in runs if r.dataset == dataset and r.run in settings["kernel_runs"] and K.has_probes(r)]
+    kernel_runs = [r for r in runs if r.dataset == dataset and r.run in settings["kernel_runs"]]
+    note = divergence_note(kernel_runs)   # diverged seeds are left out of every measure below
+    probed = [r for r in usable(kernel_runs) if K.has_probes(r)]
+    if note and not probed:
+        return [diverged(key, text, dataset, f"{fig}_{dataset}", note) for key, text, fig in THEORY_CLAIMS]
     kernel_path = K.kernel_file_for(kernel_paths, dataset, probed[0].model["activation"] if probed else None)
     missing = []
     if kernel_path is None:
@@ -46,10 +51,10 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
     tol = settings["claims"]
     text = {key: (statement, f"{fig}_{dataset}") for key, statement, fig in THEORY_CLAIMS}
 
-    def row(key, measured, predicted, tolerance, ok, detail=""):
+    def row(key, measured, predicted, tolerance, ok, detail="", note=note):
         statement, figure = text[key]
         return Claim(key, statement, dataset, figure, measured, predicted, tolerance,
-                     NOT_EVALUATED if ok is None else ("holds" if ok else "fails"), detail)
+                     NOT_EVALUATED if ok is None else judged(ok, note), with_note(detail, note))
 
     out = []
     name = settings["kernel_runs"][0]
@@ -95,9 +100,12 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
 
 
 def krr_claim(runs, kernel, y, dataset, settings, row):
-    sweep = [r for r in runs if r.dataset == dataset and r.run in settings.get("kl_runs", [])]
+    every = [r for r in runs if r.dataset == dataset and r.run in settings.get("kl_runs", [])]
+    note, sweep = divergence_note(every), usable(every)
+    if len({r.width for r in every}) < 2:
+        return row("krr", "-", "-", "-", None, "needs the beta sweep at two or more widths", note=note)
     if len({r.width for r in sweep}) < 2:
-        return row("krr", "-", "-", "-", None, "needs the beta sweep at two or more widths")
+        return row("krr", "diverged", "-", "-", False, "fewer than two widths left", note=note)
     parts, ok = [], True
     for run in sorted({r.run for r in sweep}):
         at = sorted((r for r in sweep if r.run == run), key=lambda r: r.width)
@@ -106,4 +114,4 @@ def krr_claim(runs, kernel, y, dataset, settings, row):
         parts.append(f"beta {at[0].settings['beta']:g}: {dist[0]:.3g} -> {dist[-1]:.3g}")
     widths = sorted({r.width for r in sweep})
     return row("krr", "; ".join(parts), "distance decreases with width for every beta", "none", ok,
-               f"widths {widths[0]}..{widths[-1]}")
+               f"widths {widths[0]}..{widths[-1]}", note=note)

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import style
 from ..results.kernels import Kernel, data_targets, kernel_file_for, linearized_curve
-from ..results.runs import by_run, describe, finite_or_nan, load_runs
+from ..results.runs import by_run, describe, finite_or_nan, load_runs, usable
 
 
 def theory_overlay(ax, group, kernels, y):
@@ -21,7 +21,8 @@ def theory_overlay(ax, group, kernels, y):
     Theorem 1 bound exp(-eta lambda0 t / n) L(0) in our normalization (docs/theory.md), from the
     measured L(0) of the widest width."""
     path = kernel_file_for(kernels, group[0].dataset, group[0].model["activation"])
-    if path is None:
+    group = usable(group)   # the widest width with a seed that did not diverge
+    if path is None or not group:
         return
     kernel = Kernel(path)
     steps = group[-1].data["eval"]["step"]
@@ -45,12 +46,14 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_
     for row, (name, group) in enumerate(groups.items()):
         ax_obj, ax_res = axes[row]
         for r in group:
-            steps = r.data["train"]["step"]
-            style.mean_and_band(ax_obj, steps, finite_or_nan(r.data["train"]["objective"]), colors[r.width],
-                                f"m = {r.width}", log=True)
-            ev = r.data["eval"]
+            # Every seed, a diverged one up to its divergence (named in the legend).
+            label = f"m = {r.width}" + (f" (diverged at step {min(r.diverged.values())})" if r.diverged else "")
+            steps = r.raw["train"]["step"]
+            style.mean_and_band(ax_obj, steps, finite_or_nan(r.raw["train"]["objective"]), colors[r.width],
+                                label, log=True)
+            ev = r.raw["eval"]
             style.mean_and_band(ax_res, ev["step"], finite_or_nan(ev["mean_function_mse"]), colors[r.width],
-                                f"m = {r.width}", log=True)
+                                label, log=True)
             floor = np.nanmean(finite_or_nan(ev["noise_floor"]), axis=0)
             ax_res.plot(ev["step"], floor, color=colors[r.width], linestyle="--", linewidth=0.8)
         if y is not None:

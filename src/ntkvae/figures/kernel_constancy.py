@@ -13,9 +13,9 @@ import numpy as np
 
 from . import style
 from ..results import measures
-from ..results.kernels import Kernel, distance_to_limit, kernel_change, kernel_file_for
+from ..results.kernels import Kernel, distance_to_limit, has_probes, kernel_change, kernel_file_for
 from .laziness import GROUP_COLORS
-from ..results.runs import by_run, load_runs
+from ..results.runs import by_run, load_runs, usable
 
 COLORS = dict(GROUP_COLORS, total="black")
 
@@ -26,12 +26,13 @@ def groups_of(run):
 
 
 def panel(ax, widths, values_by_group, ylabel):
+    """values_by_group: {group: one array of per-seed values per width}."""
     for group, values in values_by_group.items():
-        centre = measures.geometric_mean(values)
-        ax.errorbar(widths, centre, yerr=style.spread(values, centre), color=COLORS[group], marker="o", markersize=3,
+        centre, yerr = style.bars(values)
+        ax.errorbar(widths, centre, yerr=yerr, color=COLORS[group], marker="o", markersize=3,
                     capsize=2, linewidth=1.6 if group == "total" else 0.9,
                     label=f"{group}: slope {measures.loglog_slope(widths, centre):+.2f}")
-    total = measures.geometric_mean(values_by_group["total"])
+    total = style.bars(values_by_group["total"])[0]
     ax.plot(widths, total[0] * (widths / widths[0]) ** -0.5, **style.THEORY, label=r"$m^{-1/2}$ (theory)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -42,20 +43,32 @@ def panel(ax, widths, values_by_group, ylabel):
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), **_unused):
     style.apply()
-    groups = by_run(load_runs(paths))
+    every = load_runs(paths)
+    groups = by_run(every)
     fig, axes = plt.subplots(len(groups), 2, figsize=(style.FULL_WIDTH_IN, 2.6 * len(groups)), squeeze=False)
+    probes = 0
     for row, (name, runs) in enumerate(groups.items()):
+        if not any(has_probes(r) for r in runs):   # kernels.probe_size: 0
+            for ax in axes[row]:
+                style.nothing_to_show(ax, f"run {name}: no NTK probes recorded (kernels.probe_size: 0)")
+            continue
+        runs = usable(runs)
+        if not runs:
+            for ax in axes[row]:
+                style.nothing_to_show(ax, f"run {name}: every seed diverged at every width")
+            continue
         kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
         widths = np.array([r.width for r in runs])
         names = groups_of(runs[-1])
-        change = {g: np.stack([kernel_change(r, g) for r in runs], axis=1) for g in names}
-        limit = {g: np.stack([distance_to_limit(r, kernel, g) for r in runs], axis=1) for g in names}
+        change = {g: [kernel_change(r, g) for r in runs] for g in names}
+        limit = {g: [distance_to_limit(r, kernel, g) for r in runs] for g in names}
+        probes = len(runs[0].data["ntk"]["probe_index"])
         panel(axes[row, 0], widths, change, r"$\|\Theta_m(T)-\Theta_m(0)\|_F / \|\Theta_m(0)\|_F$")
         panel(axes[row, 1], widths, limit, r"$\|\Theta_m(0)-\Theta_\infty\|_F / \|\Theta_\infty\|_F$")
         axes[row, 0].set_title(f"{name}: change during training")
         axes[row, 1].set_title(f"{name}: distance to the infinite-width kernel at init")
-    probes = len(runs[0].data["ntk"]["probe_index"])
-    fig.suptitle(f"F3 kernel constancy on {dataset or runs[0].dataset} ({probes} probe examples; "
+    fig.suptitle(f"F3 kernel constancy on {dataset or every[0].dataset} ({probes} probe examples; "
                  f"mean over seeds, bars: min-max)")
     fig.tight_layout()
+    style.divergence_footnote(fig, every)
     style.save(fig, pdf, png, dpi)

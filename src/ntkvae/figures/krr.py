@@ -15,14 +15,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
-from ..results import measures
 from ..results.kernels import Kernel, data_targets, distance_to_predictor, kernel_file_for
-from ..results.runs import by_run, load_runs
+from ..results.runs import by_run, load_runs, usable
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):
     style.apply()
-    groups = by_run(load_runs(paths))
+    every = load_runs(paths)
+    groups = by_run(usable(every))   # a beta run whose every seed diverged is named below the plot
     y = data_targets(data)
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
     frozen = sorted((g for g in groups.values() if not g[0].settings["train_sigma"]),
@@ -32,13 +32,12 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_
     for i, runs in enumerate(frozen + trained):
         kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
         widths = np.array([r.width for r in runs])
-        dist = np.stack([distance_to_predictor(r, kernel, y) for r in runs], axis=1)
-        centre = measures.geometric_mean(dist)
+        centre, yerr = style.bars([distance_to_predictor(r, kernel, y) for r in runs])
         sigma = runs[0].settings["train_sigma"]
         color = "black" if sigma else cmap(0.85 * i / max(len(frozen) - 1, 1))
         label = (rf"$\beta$ = {runs[0].settings['beta']:g}, Wsigma trained" if sigma
                  else rf"$\beta$ = {runs[0].settings['beta']:g}")
-        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), marker="o", markersize=3, capsize=2, color=color,
+        ax.errorbar(widths, centre, yerr=yerr, marker="o", markersize=3, capsize=2, color=color,
                     linestyle="-." if sigma else "-", label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -48,4 +47,5 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_
     s = (frozen + trained)[0][0].settings
     ax.set_title(f"F5 KRR connection on {dataset or s.get('dataset', '')} ({s['steps']} steps, {s['kl_scaling']})")
     fig.tight_layout()
+    style.divergence_footnote(fig, every)
     style.save(fig, pdf, png, dpi)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import style
 from ..results import measures
-from ..results.runs import by_run, describe, finite_or_nan, load_runs
+from ..results.runs import by_run, describe, finite_or_nan, load_runs, usable
 
 GROUP_COLORS = {"W1": "#1b9e77", "Wmu": "#d95f02", "Wsigma": "#7570b3", "W3": "#e7298a", "W4": "#66a61e"}
 
@@ -27,10 +27,9 @@ def moving_groups(run) -> list[str]:
 
 
 def width_table(group_runs, group):
-    """(widths, final relative change (seeds, widths)) of one group across a run's widths."""
+    """(widths, final relative change per seed at each width) of one group across a run's widths."""
     widths = np.array([r.width for r in group_runs])
-    finals = np.stack([measures.final(r.data["weight_change"][group]) for r in group_runs], axis=1)
-    return widths, finals
+    return widths, [measures.final(r.data["weight_change"][group]) for r in group_runs]
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
@@ -38,8 +37,13 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     runs = load_runs(paths)
     groups = by_run(runs)
     fig, axes = plt.subplots(len(groups), 2, figsize=(style.FULL_WIDTH_IN, 2.4 * len(groups)), squeeze=False)
-    for row, (name, group_runs) in enumerate(groups.items()):
+    for row, (name, every) in enumerate(groups.items()):
         ax_t, ax_m = axes[row]
+        group_runs = usable(every)
+        if not group_runs:
+            for ax in (ax_t, ax_m):
+                style.nothing_to_show(ax, f"run {name}: every seed diverged at every width")
+            continue
         widest = group_runs[-1]
         frozen = [g for g in measures.GROUPS if g in widest.data["weight_change"] and g not in moving_groups(widest)]
         for g in moving_groups(widest):
@@ -48,8 +52,8 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
             style.mean_and_band(ax_t, steps[later], finite_or_nan(widest.data["weight_change"][g])[:, later],
                                 GROUP_COLORS[g], g, log=True)
             widths, finals = width_table(group_runs, g)
-            centre = measures.geometric_mean(finals)
-            ax_m.errorbar(widths, centre, yerr=style.spread(finals, centre), color=GROUP_COLORS[g], marker="o",
+            centre, yerr = style.bars(finals)
+            ax_m.errorbar(widths, centre, yerr=yerr, color=GROUP_COLORS[g], marker="o",
                           markersize=3, capsize=2, linewidth=1.0,
                           label=f"{g}: slope {measures.loglog_slope(widths, centre):+.2f} "
                                 f"(theory {predicted(group_runs, g):+.2f})")
@@ -69,6 +73,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
         ax_m.legend(frameon=False, fontsize=6)
     fig.suptitle(f"F2 laziness on {dataset or runs[0].dataset} (mean over seeds; band/bars: min-max)")
     fig.tight_layout()
+    style.divergence_footnote(fig, runs)
     style.save(fig, pdf, png, dpi)
 
 

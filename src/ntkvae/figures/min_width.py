@@ -12,37 +12,36 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
-from ..results import measures
 from ..results.kernels import Kernel, curve_distance, data_targets, kernel_file_for, linearized_curve
 from ..results.measures import extrapolated_width, minimum_width
-from ..results.runs import by_run, load_runs
+from ..results.runs import by_run, load_runs, usable
 
 
-def distances(runs, kernel, y, paths=()) -> np.ndarray:
-    """(seeds, widths) distance of each seed's curve from the linearized prediction."""
+def distances(runs, kernel, y, paths=()) -> list[np.ndarray]:
+    """Per width, the distance of each seed's curve from the linearized prediction."""
     out = []
     for r in runs:
         predicted = linearized_curve(r, kernel, paths, y)
-        out.append([curve_distance(c, predicted) for c in r.data["eval"]["mean_function_mse"]])
-    return np.asarray(out).T
+        out.append(np.array([curve_distance(c, predicted) for c in r.data["eval"]["mean_function_mse"]]))
+    return out
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):
     style.apply()
     tolerance = (settings or {}).get("min_width_tolerance", 0.1)
-    groups = by_run(load_runs(paths))
+    every = load_runs(paths)
+    groups = by_run(usable(every))   # widths whose every seed diverged are named below the plot
     y = data_targets(data)
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.4))
     for i, (name, runs) in enumerate(groups.items()):
         kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
         widths = np.array([r.width for r in runs])
-        dist = distances(runs, kernel, y, kernels)
-        centre = dist.mean(axis=0)
+        centre, yerr = style.bars(distances(runs, kernel, y, kernels), log=False)
         m_min = minimum_width(widths, centre, tolerance)
         color = plt.get_cmap("tab10")(i)
         guess = extrapolated_width(widths, centre, tolerance)
         extra = f", power-law extrapolation {guess:.3g}" if guess and not m_min else ""
-        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), marker="o", markersize=3, capsize=2, color=color,
+        ax.errorbar(widths, centre, yerr=yerr, marker="o", markersize=3, capsize=2, color=color,
                     label=f"{name}: min width {m_min if m_min else '> ' + str(widths.max())}{extra}")
         if m_min:
             ax.axvline(m_min, color=color, linestyle=":", linewidth=0.8)
@@ -52,6 +51,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
     ax.set_xlabel("hidden width m")
     ax.set_ylabel("RMS log(measured / linearized)")
     ax.legend(frameon=False, fontsize=6)
-    ax.set_title(f"F9 minimum width on {dataset or runs[0].dataset}")
+    ax.set_title(f"F9 minimum width on {dataset or every[0].dataset}")
     fig.tight_layout()
+    style.divergence_footnote(fig, every)
     style.save(fig, pdf, png, dpi)

@@ -45,6 +45,14 @@ def geometric_mean(values, axis=0) -> np.ndarray:
     return np.exp(np.mean(np.log(np.maximum(values, 1e-300)), axis=axis))
 
 
+def per_width(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Geometric mean, minimum and maximum over seeds of one value per seed at each width (a list
+    with one array per width: widths may keep different numbers of seeds when some diverged)."""
+    values = [np.asarray(v, float) for v in values]
+    return (np.array([float(geometric_mean(v)) for v in values]), np.array([float(np.min(v)) for v in values]),
+            np.array([float(np.max(v)) for v in values]))
+
+
 def spearman(x, y) -> float:
     """Spearman rank correlation (ties broken by order; NaN for fewer than 3 points)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
