@@ -193,3 +193,45 @@ def test_malformed_training_file_is_one_line(tmp_path, caplog, edit, expected):
         edit(f)
     assert claims_cli(tmp_path, files) == 1
     assert any(str(files[0]) in m and expected in m for m in errors(caplog)), errors(caplog)
+
+
+@pytest.fixture
+def theory_world(tmp_path):
+    """A dataset, its kernel file, a prediction file and probed runs that follow the theory."""
+    n = 16
+    data = write_dataset(tmp_path / "toy.h5", n=n)
+    y = h5py.File(data)["x"][()]
+    theta = spd_kernel(n)
+    (tmp_path / "toy" / "mse").mkdir(parents=True)
+    kernel = write_kernel(tmp_path / "toy" / "erf.h5", theta)
+    mse = [add_theory_data(write_run(tmp_path / f"mse{w}.h5", run="mse", width=w, n=n), theta, y) for w in (64, 256)]
+    prediction = tmp_path / "toy" / "mse" / "prediction.h5"
+    with h5py.File(prediction, "w") as f:
+        f["step"] = np.arange(0, 41, 10.0)
+        f["fresh/mean_function_mse"] = np.linspace(1.0, 0.1, 5)
+    return tmp_path, data, kernel, str(prediction), mse
+
+
+@pytest.mark.parametrize("target,dataset", [("data", "x"), ("kernel", "eigenvalues"),
+                                            ("prediction", "fresh/mean_function_mse")])
+def test_nan_in_a_data_kernel_or_prediction_file_stops_the_claims(theory_world, caplog, target, dataset):
+    """Finding 6: a NaN in a data or prediction file shifted the claims (exit 0)."""
+    tmp_path, data, kernel, prediction, mse = theory_world
+    path = {"data": data, "kernel": kernel, "prediction": prediction}[target]
+    with h5py.File(path, "a") as f:
+        f[dataset][1] = np.nan
+    settings = dict(SETTINGS, datasets=["toy"])
+    code = claims_main(["--inputs", *mse, "--kernels", kernel, prediction, "--data", data, "--settings",
+                        json.dumps(settings), "--md", str(tmp_path / "c.md"), "--tsv", str(tmp_path / "c.tsv")])
+    assert code == 1
+    assert any(f"input file {path}: dataset {dataset} holds" in m for m in errors(caplog)), errors(caplog)
+
+
+def test_dataset_file_without_image_shape_is_named(theory_world, caplog):
+    """Finding 8: a data file lacking an attribute gave a KeyError traceback in F7/F8."""
+    tmp_path, data, _, _, _ = theory_world
+    vae = [write_run(tmp_path / f"vae{w}.h5", run="vae", width=w, n=16, objective="vae") for w in (16, 64)]
+    with h5py.File(data, "a") as f:
+        del f.attrs["image_shape"]
+    assert plot.main(["generation", "--inputs", *vae, "--data", data, "--pdf", str(tmp_path / "f8.pdf")]) == 1
+    assert any(f"input file {data} lacks the attribute(s) image_shape" in m for m in errors(caplog)), errors(caplog)

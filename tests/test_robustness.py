@@ -321,3 +321,55 @@ def test_plot_names_a_bad_settings_argument(tmp_path, caplog, settings, expected
     assert plot.main(["min_width", "--inputs", str(tmp_path / "w16.h5"), "--pdf", str(tmp_path / "f.pdf"),
                       "--settings", settings]) == 1
     assert any(expected in m for m in error_lines(caplog)), error_lines(caplog)
+
+
+@pytest.mark.parametrize("figure,given,expected", [
+    ("generation", [], "figure generation needs --data"),
+    ("rate", [], "figure rate needs --kernels and --data"),
+    ("kernel_constancy", ["--data", "d.h5"], "figure kernel_constancy needs --kernels"),
+])
+def test_plot_names_a_missing_option(tmp_path, capsys, figure, given, expected):
+    """Finding 8: on main a figure without its --data or --kernels ended in a TypeError traceback."""
+    from ntkvae import plot
+
+    with pytest.raises(SystemExit) as stop:
+        plot.main([figure, "--inputs", str(tmp_path / "w16.h5"), *given, "--pdf", str(tmp_path / "f.pdf")])
+    assert stop.value.code == 2 and expected in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ finding 8: the claims CLI
+
+@pytest.mark.parametrize("settings,expected", [
+    ("{", "--settings: not valid JSON"),
+    ("{}", "--settings: figures: 'datasets' is a required property"),
+    ('{"datasets": ["toy"], "claims": {"slope_tolerance": NaN}}',
+     "--settings: figures.claims.slope_tolerance: nan is not a finite number"),
+    ('{"datasets": []}', "--settings: figures.datasets: [] should be non-empty"),
+])
+def test_claims_names_a_bad_settings_argument(tmp_path, caplog, settings, expected):
+    from ntkvae.claims.__main__ import main
+
+    assert main(["--inputs", str(tmp_path / "w16.h5"), "--settings", settings, "--md", str(tmp_path / "c.md"),
+                 "--tsv", str(tmp_path / "c.tsv")]) == 1
+    assert any(expected in m for m in error_lines(caplog)), error_lines(caplog)
+
+
+def test_claims_on_a_full_disk_is_one_line(tmp_path, caplog, monkeypatch):
+    from synthetic_runs import write_run
+
+    from ntkvae.claims.__main__ import main
+
+    files = [write_run(tmp_path / f"w{w}.h5", width=w) for w in (16, 64)]
+    out = tmp_path / "out"
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    import pathlib
+    monkeypatch.setattr(pathlib.Path, "write_text", no_space)
+    settings = {"datasets": ["toy"], "kl_runs": []}
+    assert main(["--inputs", *files, "--settings", json.dumps(settings), "--md", str(out / "c.md"),
+                 "--tsv", str(out / "c.tsv")]) == 1
+    assert any(f"cannot write {out}/c.tsv: No space left on device" in m for m in error_lines(caplog)), \
+        error_lines(caplog)
+    assert list(out.iterdir()) == []

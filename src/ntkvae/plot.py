@@ -28,6 +28,11 @@ FIGURES = {
 }
 
 
+# The options a figure cannot be drawn without (the others take only --inputs).
+NEEDS = {"kernel_constancy": ("kernels",), "rate": ("kernels", "data"), "krr": ("kernels", "data"),
+         "narrow_wide": ("data",), "generation": ("data",), "min_width": ("kernels", "data")}
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting in PDF output is noise
@@ -42,6 +47,9 @@ def main(argv=None) -> int:
     p.add_argument("--kernels", nargs="+", help="kernel HDF5 files (figures with infinite-width theory)")
     p.add_argument("--settings", help="JSON of figure settings from the config (figures that need them)")
     args = p.parse_args(argv)
+    missing = [f"--{key}" for key in NEEDS.get(args.figure, ()) if not getattr(args, key)]
+    if missing:
+        p.error(f"figure {args.figure} needs {' and '.join(missing)}")
     module = importlib.import_module(FIGURES[args.figure])
     extra = {key: getattr(args, key) for key in ("data", "kernels") if getattr(args, key)}
     try:

@@ -7,14 +7,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from .. import io
+from ..config import ConfigError, parse_section
 from . import compute, write_md, write_tsv
 
 log = logging.getLogger("ntkvae.claims")
+
+# --settings is the figures section (checked against the schema) plus these two keys.
+SETTINGS_EXTRA = {
+    "kl_runs": {"type": "array", "items": {"type": "string"}, "description": "run names of the beta sweep"},
+    "datasets": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "datasets to tabulate"},
+}
 
 
 def main(argv=None) -> int:
@@ -27,14 +33,14 @@ def main(argv=None) -> int:
     p.add_argument("--md", required=True)
     p.add_argument("--tsv", required=True)
     args = p.parse_args(argv)
-    settings = json.loads(args.settings)
     try:
+        settings = parse_section(args.settings, "figures", "--settings", extra=SETTINGS_EXTRA, required=("datasets",))
         claims = compute(args.inputs, settings, settings["datasets"], args.kernels, args.data)
-    except io.InputFileError as err:
+        write_tsv(claims, args.tsv)
+        write_md(claims, args.md)
+    except (io.WorkflowFileError, ConfigError) as err:
         log.error("%s", err)
         return 1
-    write_tsv(claims, args.tsv)
-    write_md(claims, args.md)
     for c in claims:
         log.info("%-8s %s [%s]: measured %s, predicted %s", c.verdict, c.claim, c.dataset, c.measured, c.predicted)
     return 0

@@ -55,7 +55,10 @@ def linearized_curve(run, kernel: "Kernel", paths, y) -> np.ndarray:
     if path is None:
         return kernel.linearized_loss(steps, y, run.settings["learning_rate"])
     with io.open_input(path, ("step", "fresh/mean_function_mse")) as f:
-        return np.interp(steps, f["step"][()], f["fresh/mean_function_mse"][()])
+        grid, curve = io.read(f, "step", ndim=1), io.read(f, "fresh/mean_function_mse", ndim=1)
+    io.check_shapes(path, {"step": grid, "fresh/mean_function_mse": curve},
+                    {"step": ("steps",), "fresh/mean_function_mse": ("steps",)})
+    return np.interp(steps, grid, curve)
 
 
 def has_probes(run) -> bool:
@@ -71,15 +74,20 @@ class Kernel:
     """
 
     def __init__(self, path):
+        # Every array checked for presence and finiteness (io.read): a NaN eigenvalue never
+        # reaches a figure or a claim.
         with io.open_input(path, KERNEL_REQUIRED) as f:
             self.path = str(path)
-            self.probe = {g: f["probe/theta_inf"][g][()] for g in f["probe/theta_inf"]} if "probe/theta_inf" in f else {}
+            self.probe = ({g: io.read(f["probe/theta_inf"], g, ndim=2) for g in f["probe/theta_inf"]}
+                          if "probe/theta_inf" in f else {})
             mean = "mean_eigenvalues" in f
-            self.eigenvalues = f["mean_eigenvalues" if mean else "eigenvalues"][()]
+            self.eigenvalues = io.read(f, "mean_eigenvalues" if mean else "eigenvalues", ndim=1)
             # The mean kernel shares the eigenvectors of Theta_inf when the noise diagonal is constant.
-            self.eigenvectors = f["mean_eigenvectors" if "mean_eigenvectors" in f else "eigenvectors"][()]
-            self.lambda0 = float(f["lambda0"][()]) if "lambda0" in f else float(np.min(f["eigenvalues"][()]))
+            self.eigenvectors = io.read(f, "mean_eigenvectors" if "mean_eigenvectors" in f else "eigenvectors", ndim=2)
+            self.lambda0 = float(io.read(f, "lambda0")) if "lambda0" in f else float(np.min(io.read(f, "eigenvalues")))
             self.kernel_kind = "mean kernel" if mean else "Theta_inf"
+        io.check_shapes(path, {"eigenvalues": self.eigenvalues, "eigenvectors": self.eigenvectors},
+                        {"eigenvalues": ("n",), "eigenvectors": ("n", "n")})
 
     def probe_block(self, index, group: str = "total") -> np.ndarray:
         """Theta_inf[group] on the points `index` (x index)."""
@@ -93,7 +101,9 @@ class Kernel:
                 raise io.InputFileError(f"{self.path}: Theta_inf[{group}] is stored on the first {p} examples only; "
                                         "points beyond need kernels.per_group: full")
             rows, inverse = np.unique(index, return_inverse=True)   # h5py reads increasing rows only
-            return f["theta_inf"][group][rows][inverse][:, index]
+            block = f["theta_inf"][group][rows][inverse][:, index]
+        io.check_finite(block, self.path, f"theta_inf/{group}")
+        return block
 
     def rate_lambda(self) -> float:
         """The smallest eigenvalue of the kernel that drives the mean function."""
@@ -139,7 +149,7 @@ def curve_distance(measured, predicted) -> float:
 def data_targets(path) -> np.ndarray:
     """The training targets Y = X (the autoencoder reconstructs its inputs) from the dataset file."""
     with io.open_input(path, ("x",)) as f:
-        return f["x"][()]
+        return io.read(f, "x", ndim=2)
 
 
 def kernel_predictor(kernel: Kernel, y, learning_rate: float, steps: int) -> np.ndarray:
