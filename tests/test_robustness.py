@@ -318,8 +318,8 @@ def test_prepare_data_on_a_full_disk_is_one_line(tmp_path, caplog, monkeypatch):
 def test_plot_names_a_bad_settings_argument(tmp_path, caplog, settings, expected):
     from ntkvae import plot
 
-    assert plot.main(["min_width", "--inputs", str(tmp_path / "w16.h5"), "--pdf", str(tmp_path / "f.pdf"),
-                      "--settings", settings]) == 1
+    assert plot.main(["min_width", "--inputs", str(tmp_path / "w16.h5"), "--kernels", str(tmp_path / "k.h5"),
+                      "--data", str(tmp_path / "d.h5"), "--pdf", str(tmp_path / "f.pdf"), "--settings", settings]) == 1
     assert any(expected in m for m in error_lines(caplog)), error_lines(caplog)
 
 
