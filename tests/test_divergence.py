@@ -235,3 +235,13 @@ def test_dataset_file_without_image_shape_is_named(theory_world, caplog):
         del f.attrs["image_shape"]
     assert plot.main(["generation", "--inputs", *vae, "--data", data, "--pdf", str(tmp_path / "f8.pdf")]) == 1
     assert any(f"input file {data} lacks the attribute(s) image_shape" in m for m in errors(caplog)), errors(caplog)
+
+
+@pytest.mark.parametrize("figure", ["kernel_constancy", "rate"])
+def test_figures_say_when_no_ntk_probes_were_recorded(theory_world, figure):
+    """Finding 4: kernels.probe_size: 0 (documented "0: none") crashed F3 and F4 (KeyError 'ntk')."""
+    tmp_path, data, kernel, _, _ = theory_world
+    runs = [write_run(tmp_path / f"plain{w}.h5", run="mse", width=w, n=16) for w in (64, 256)]
+    pdf = tmp_path / f"{figure}.pdf"
+    assert plot.main([figure, "--inputs", *runs, "--kernels", kernel, "--data", data, "--pdf", str(pdf)]) == 0
+    assert pdf.read_bytes().startswith(b"%PDF")
