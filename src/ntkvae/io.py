@@ -42,8 +42,9 @@ class InputFileError(WorkflowFileError):
     """A missing, corrupt or malformed input file; the message names the file."""
 
 
-class OutputFileError(WorkflowFileError):
-    """An output that could not be written (full disk, no permission); the message names the file."""
+class OutputFileError(WorkflowFileError, OSError):
+    """An output that could not be written (full disk, no permission); the message names the file.
+    Also an OSError, so that code catching the OSError of a failed write still catches it."""
 
 
 @functools.lru_cache(maxsize=1)
