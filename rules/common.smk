@@ -1,5 +1,6 @@
 # Shared helpers: config validation, target lists, resources. Named functions, no lambdas.
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ OFFLINE_DATASETS = ("digits", "sprites")
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
-    run="|".join(config["runs"]),
+    run="|".join(map(re.escape, config["runs"])),  # a name is literal: "m.e" must not match "mxe"
     width=r"\d+",
 
 

@@ -188,3 +188,21 @@ def test_snakemake_stops_on_nan_and_bad_run_name_before_any_job(tmp_path):
     assert "training.learning_rate: nan is not a finite number" in out
     assert "runs: '..' does not match" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_a_run_name_with_a_dot_matches_only_itself(tmp_path):
+    """Finding 2: run names entered wildcard_constraints unescaped, so `m.e` also matched `mxe`
+    (on main: an InputFunctionException, KeyError 'mxe', instead of "no rule to produce")."""
+    cfg = yaml.safe_load(open(ROOT / "tests/configs/tiny.yaml"))
+    cfg["runs"]["m.e"] = {"objective": "mse"}
+    path = tmp_path / "dots.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    base = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path), "--directory",
+            str(tmp_path)]
+    wrong = subprocess.run([*base, "results/train/digits/mxe/w16.h5"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert wrong.returncode != 0
+    assert "MissingRuleException" in wrong.stdout + wrong.stderr, wrong.stdout + wrong.stderr
+    right = subprocess.run([*base, "results/train/digits/m.e/w16.h5"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert right.returncode == 0, right.stdout + right.stderr
