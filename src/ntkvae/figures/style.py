@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..results import measures  # noqa: E402
 from ..results.runs import divergence_note  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.4   # one column of a two-column paper
@@ -55,19 +56,11 @@ def mean_and_band(ax, x, ys, color, label, *, log=False, **kw):
     return line
 
 
-def spread(values, centre) -> np.ndarray:
-    """Error-bar lengths (2, k) from `centre` down to the minimum and up to the maximum over seeds (rows)."""
-    values = np.asarray(values, dtype=float)
-    return np.stack([np.maximum(centre - np.nanmin(values, axis=0), 0), np.maximum(np.nanmax(values, axis=0) - centre, 0)])
-
-
 def bars(values_per_width, *, log: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Centre (geometric mean for log axes) and error-bar lengths (2, k) over the seeds at each of
     k widths, given one array of per-seed values per width: widths may keep different numbers of
     seeds, since the seeds that diverged are left out."""
-    values = [np.asarray(v, dtype=float) for v in values_per_width]
-    centre = np.array([np.exp(np.mean(np.log(np.maximum(v, 1e-300)))) if log else np.mean(v) for v in values])
-    low, high = np.array([v.min() for v in values]), np.array([v.max() for v in values])
+    centre, low, high = measures.per_width(values_per_width, log=log)
     return centre, np.stack([np.maximum(centre - low, 0), np.maximum(high - centre, 0)])
 
 

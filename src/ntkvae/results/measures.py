@@ -45,12 +45,13 @@ def geometric_mean(values, axis=0) -> np.ndarray:
     return np.exp(np.mean(np.log(np.maximum(values, 1e-300)), axis=axis))
 
 
-def per_width(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Geometric mean, minimum and maximum over seeds of one value per seed at each width (a list
-    with one array per width: widths may keep different numbers of seeds when some diverged)."""
+def per_width(values, *, log: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre (geometric mean, or the mean with log false), minimum and maximum over seeds of one
+    value per seed at each width (a list with one array per width: widths may keep different
+    numbers of seeds, since the seeds that diverged are left out)."""
     values = [np.asarray(v, float) for v in values]
-    return (np.array([float(geometric_mean(v)) for v in values]), np.array([float(np.min(v)) for v in values]),
-            np.array([float(np.max(v)) for v in values]))
+    centre = [float(geometric_mean(v)) if log else float(np.mean(v)) for v in values]
+    return np.array(centre), np.array([float(np.min(v)) for v in values]), np.array([float(np.max(v)) for v in values])
 
 
 def spearman(x, y) -> float:
