@@ -373,3 +373,15 @@ def test_claims_on_a_full_disk_is_one_line(tmp_path, caplog, monkeypatch):
     assert any(f"cannot write {out}/c.tsv: No space left on device" in m for m in error_lines(caplog)), \
         error_lines(caplog)
     assert list(out.iterdir()) == []
+
+
+def test_workflow_check_for_the_data_extra(monkeypatch):
+    """Before any job: a tfds dataset in the config, no conda, no data extra -> one line."""
+    from ntkvae import tfdata
+
+    assert tfdata.data_extra_problem(["digits", "mnist"], conda=False) is None        # installed here
+    monkeypatch.setattr(tfdata, "DATA_EXTRA_MODULES", ("tensorflow_datasets", "no_such_module_for_the_test"))
+    line = tfdata.data_extra_problem(["digits", "mnist"], conda=False)
+    assert line.startswith("dataset 'mnist' is read with tensorflow-datasets, but no_such_module_for_the_test")
+    assert tfdata.data_extra_problem(["digits", "mnist"], conda=True) is None         # envs/data.yaml has it
+    assert tfdata.data_extra_problem(["digits", "sprites"], conda=False) is None      # offline datasets only

@@ -43,6 +43,20 @@ def require_data_extra() -> None:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
+def data_extra_problem(datasets, conda: bool) -> str | None:
+    """The line to stop a workflow with, before any job, when the config lists a
+    tensorflow-datasets source but its steps would run here without the data extra (no conda
+    env for them); None when all is well."""
+    wanted = [d for d in datasets if d in SOURCES]
+    if not wanted or conda:
+        return None
+    try:
+        require_data_extra()
+    except ModuleNotFoundError as err:
+        return missing_data_extra(wanted[0], err)
+    return None
+
+
 def missing_data_extra(dataset: str, err: ModuleNotFoundError) -> str:
     """One line for a data step run without the `data` extra: what is missing and how to get it."""
     return (f"dataset {dataset!r} is read with tensorflow-datasets, but {err.name or err} is not installed in this "
