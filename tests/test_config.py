@@ -115,14 +115,17 @@ def test_ordinary_run_names_pass(default, name):
         (lambda c: c["training"].update(beta=float("nan")), "training.beta"),
         (lambda c: c["model"].update(weight_std=float("inf")), "model.weight_std"),
         (lambda c: c["runs"].update(r={"learning_rate": float("nan")}), "runs.r.learning_rate"),
-        (lambda c: c.setdefault("kernels", {}).update(ridges=[0.1, float("nan")]), "kernels.ridges[1]"),
-        (lambda c: c.setdefault("kernels", {}).update(betas=[float("inf")]), "kernels.betas[0]"),
+        (lambda c: c.setdefault("theorems", {}).update(kl={"betas": [0.1, float("nan")]}), "theorems.kl.betas[1]"),
+        (lambda c: c.setdefault("theorems", {}).update(learning_rate=float("inf")), "theorems.learning_rate"),
+        (lambda c: c.setdefault("theorems", {}).update(convergence_tolerance=float("nan")),
+         "theorems.convergence_tolerance"),
         (lambda c: c.setdefault("figures", {}).update(kl_betas=[float("nan")]), "figures.kl_betas[0]"),
         (lambda c: c.setdefault("figures", {}).update(claims={"slope_tolerance": float("nan")}),
          "figures.claims.slope_tolerance"),
         (lambda c: c.setdefault("figures", {}).update(claims={"rank_correlation": float("nan")}),
          "figures.claims.rank_correlation"),
-        (lambda c: c.setdefault("figures", {}).update(min_width_tolerance=float("inf")), "figures.min_width_tolerance"),
+        (lambda c: c.setdefault("figures", {}).update(claims={"gap_tolerance": float("inf")}),
+         "figures.claims.gap_tolerance"),
         (lambda c: c.setdefault("tfds", {}).update(connect_timeout=float("nan")), "tfds.connect_timeout"),
         (lambda c: c["training"].update(progress_seconds=float("-inf")), "training.progress_seconds"),
     ],
@@ -206,3 +209,11 @@ def test_a_run_name_with_a_dot_matches_only_itself(tmp_path):
     right = subprocess.run([*base, "results/train/digits/m.e/w16.h5"], cwd=ROOT, capture_output=True, text=True,
                            timeout=120)
     assert right.returncode == 0, right.stdout + right.stderr
+
+
+def test_the_run_name_rule_has_one_owner():
+    """paths.WILDCARDS["run"] (formatting and parsing result paths) is the schema's rule."""
+    from ntkvae import paths
+    from ntkvae.config import schema
+
+    assert schema()["properties"]["runs"]["propertyNames"]["pattern"] == f"^{paths.WILDCARDS['run']}$"

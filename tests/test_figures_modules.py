@@ -13,11 +13,14 @@ from synthetic_runs import write_dataset, write_run
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "ntkvae"
 PLOTTING = sorted((SRC / "figures").glob("*.py")) + [SRC / "plot.py"] + sorted((SRC / "claims").glob("*.py")) + sorted((SRC / "results").glob("*.py"))
-ALLOWED_TOP = {"numpy", "matplotlib", "h5py", "__future__", "argparse", "dataclasses", "importlib", "json",
+ALLOWED_TOP = {"numpy", "matplotlib", "h5py", "__future__", "argparse", "dataclasses", "importlib", "json", "math",
                "logging", "os", "pathlib", "sys", "typing"}
-# ntkvae.config validates the CLIs' JSON arguments against the schema (jsonschema and PyYAML are
-# in envs/plot.yaml); it imports no JAX and no training or kernel code.
-ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.config", "ntkvae.figures", "ntkvae.claims", "ntkvae.results"}
+# The numpy-only theory modules (spectrum, dynamics, krr, regime) are shared with the kernel jobs, so
+# a figure and the job compute a prediction with the same function; paths: the result-path names;
+# planning: the FIGURES table of the plot dispatch; config: the CLIs' JSON arguments checked against
+# the schema (jsonschema and PyYAML are in envs/plot.yaml). None imports JAX (checked at run time below).
+ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.figures", "ntkvae.claims", "ntkvae.results", "ntkvae.spectrum", "ntkvae.dynamics",
+                  "ntkvae.krr", "ntkvae.regime", "ntkvae.paths", "ntkvae.planning", "ntkvae.config"}
 
 
 def imported_modules(path: pathlib.Path) -> set[str]:
@@ -58,7 +61,7 @@ def test_import_check_catches_a_forbidden_import(tmp_path):
 
 
 def test_plotting_never_loads_jax_at_runtime():
-    code = ("import sys, ntkvae.plot, ntkvae.claims, ntkvae.claims.__main__\n"
+    code = ("import sys, ntkvae.plot, ntkvae.claims, ntkvae.claims.__main__, ntkvae.dynamics, ntkvae.krr\n"
             "import ntkvae.figures.{m}\n".format(m=", ntkvae.figures.".join(
                 p.stem for p in (SRC / "figures").glob("*.py") if p.stem != "__init__")) +
             "assert 'jax' not in sys.modules, 'jax was imported'\n")

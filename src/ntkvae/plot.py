@@ -12,20 +12,11 @@ import logging
 import sys
 
 from . import io
-from .config import ConfigError, int_at_least, parse_section
+from .config import FIGURE_SETTINGS_EXTRA, ConfigError, int_at_least, parse_section
+from .planning import FIGURES_BY_TOPIC
 
-FIGURES = {
-    "convergence": "ntkvae.figures.convergence",        # F1
-    "laziness": "ntkvae.figures.laziness",              # F2
-    "kernel_constancy": "ntkvae.figures.kernel_constancy",  # F3
-    "rate": "ntkvae.figures.rate",                      # F4
-    "krr": "ntkvae.figures.krr",                        # F5
-    "kl_beta": "ntkvae.figures.kl_beta",                # F6
-    "narrow_wide": "ntkvae.figures.narrow_wide",        # F7
-    "generation": "ntkvae.figures.generation",          # F8
-    "min_width": "ntkvae.figures.min_width",            # F9
-    "activations": "ntkvae.figures.activations",        # F10
-}
+# One entry per figure of planning.FIGURES: topic -> plotting module (ntkvae.figures.<topic>).
+FIGURES = {topic: figure.module for topic, figure in FIGURES_BY_TOPIC.items()}
 
 
 # The options a figure cannot be drawn without (the others take only --inputs).
@@ -54,7 +45,7 @@ def main(argv=None) -> int:
     extra = {key: getattr(args, key) for key in ("data", "kernels") if getattr(args, key)}
     try:
         if args.settings:
-            extra["settings"] = parse_section(args.settings, "figures", "--settings")
+            extra["settings"] = parse_section(args.settings, "figures", "--settings", extra=FIGURE_SETTINGS_EXTRA)
         module.plot(args.inputs, args.pdf, args.png, dpi=args.dpi, dataset=args.dataset, **extra)
     except (io.WorkflowFileError, ConfigError) as err:
         logging.getLogger("ntkvae.plot").error("%s", err)

@@ -9,11 +9,12 @@ ntkvae.results, the same code the figures use. `python -m ntkvae.claims` is the 
 
 from __future__ import annotations
 
-from ..results.runs import load_runs
+from ..results.runs import load_runs, recorded_divergences
 from . import theory, training
-from .table import FAILS, HOLDS, NOT_EVALUATED, Claim, verdict, write_md, write_tsv
+from .table import FAILS, HOLDS, INCONCLUSIVE, NOT_EVALUATED, Claim, verdict, write_md, write_tsv
 
-__all__ = ["Claim", "FAILS", "HOLDS", "NOT_EVALUATED", "compute", "verdict", "write_md", "write_tsv"]
+__all__ = ["Claim", "FAILS", "HOLDS", "INCONCLUSIVE", "NOT_EVALUATED", "compute", "divergences", "verdict",
+           "write_md", "write_tsv"]
 
 
 def compute(train_paths, settings, datasets, kernel_paths=(), data_paths=()) -> list[Claim]:
@@ -24,3 +25,8 @@ def compute(train_paths, settings, datasets, kernel_paths=(), data_paths=()) -> 
             claims.extend(fn(runs, dataset, settings))
         claims.extend(theory.claims(runs, kernel_paths, dataset, settings, data_paths))
     return claims
+
+
+def divergences(train_paths) -> list[tuple[str, str, int, int, int]]:
+    """Every recorded divergence among the training files (dataset, run, width, seed, step)."""
+    return recorded_divergences(load_runs(train_paths))

@@ -11,17 +11,10 @@ import logging
 import sys
 
 from .. import io
-from ..config import ConfigError, parse_section
-from . import compute, write_md, write_tsv
+from ..config import CLAIMS_SETTINGS_EXTRA, ConfigError, parse_section
+from . import compute, divergences, write_md, write_tsv
 
 log = logging.getLogger("ntkvae.claims")
-
-# --settings is the figures section (checked against the schema) plus these two keys.
-SETTINGS_EXTRA = {
-    "kl_runs": {"type": "array", "items": {"type": "string"}, "description": "run names of the beta sweep"},
-    "datasets": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "datasets to tabulate"},
-}
-
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -34,10 +27,10 @@ def main(argv=None) -> int:
     p.add_argument("--tsv", required=True)
     args = p.parse_args(argv)
     try:
-        settings = parse_section(args.settings, "figures", "--settings", extra=SETTINGS_EXTRA, required=("datasets",))
+        settings = parse_section(args.settings, "figures", "--settings", extra=CLAIMS_SETTINGS_EXTRA, required=("datasets",))
         claims = compute(args.inputs, settings, settings["datasets"], args.kernels, args.data)
         write_tsv(claims, args.tsv)
-        write_md(claims, args.md)
+        write_md(claims, args.md, divergences(args.inputs))
     except (io.WorkflowFileError, ConfigError) as err:
         log.error("%s", err)
         return 1

@@ -23,7 +23,8 @@ def beta_table(runs, key_fn):
     for width in sorted({r.width for r in runs}):
         at = sorted((r for r in runs if r.width == width), key=lambda r: r.settings["beta"])
         betas = np.array([r.settings["beta"] for r in at])
-        table[width] = betas, [np.asarray(key_fn(r), float) for r in at]
+        # The seeds that diverged are left out (measures.finite_seeds); widths keep different counts.
+        table[width] = betas, [np.asarray(key_fn(r), float)[measures.finite_seeds(r)] for r in at]
     return table
 
 

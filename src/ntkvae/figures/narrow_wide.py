@@ -42,9 +42,9 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, data=None):
             label += f" ({'all seeds' if not r.usable else 'seeds ' + ', '.join(sorted(r.diverged, key=int))} " \
                      f"diverged)"
         # Every seed, the diverged ones up to their divergence: the curves show where training broke down.
-        ev = r.raw["eval"]
+        ev = r.data["eval"]
         style.mean_and_band(ax_res, ev["step"], finite_or_nan(ev["mean_function_mse"]), COLORS[kind], label, log=True)
-        style.mean_and_band(ax_obj, r.raw["train"]["step"], finite_or_nan(r.raw["train"]["objective"]),
+        style.mean_and_band(ax_obj, r.data["train"]["step"], finite_or_nan(r.data["train"]["objective"]),
                             COLORS[kind], label, log=True)
     for ax, ylabel in ((ax_res, "mean-function residual"), (ax_obj, "training objective")):
         ax.set_yscale("log")
@@ -54,13 +54,13 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, data=None):
     ax_obj.set_title(describe(wide))
     ax_img = fig.add_subplot(grid[1, :])
     index = narrow.data["reconstructions"]["index"]
-    rows = [space.images[index], *(space.to_images(r.data["reconstructions"]["mean"][0], index) if r.usable
+    rows = [space.images[index], *(space.to_images(r.data["reconstructions"]["mean"][r.first_kept_row], index) if r.usable
                                    else space.blank(len(index)) for r in (narrow, wide))]   # blank: diverged
     show(ax_img, mosaic(rows))
     ax_img.set_yticks([(i + 0.5) * rows[0].shape[1] for i in range(3)],
                       ["data", f"narrow m={narrow.width}", f"wide m={wide.width}"])
     ax_img.tick_params(length=0)
-    seed = next((int(r.data["seeds"][0]) for r in (narrow, wide) if r.usable), None)
+    seed = next((int(r.data["seeds"][r.first_kept_row]) for r in (narrow, wide) if r.usable), None)
     ax_img.set_title(f"training examples and noise-averaged reconstructions (seed {seed}; blank: diverged)")
     fig.suptitle(f"F7 narrow vs over-parameterized VAE on {dataset or wide.dataset} "
                  f"(mean over seeds, band: min-max)")

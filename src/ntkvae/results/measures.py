@@ -98,3 +98,108 @@ def extrapolated_width(widths, distance, tolerance):
     # In logs: a nearly flat fit puts the width beyond float range, which is an honest +inf.
     log_width = np.log(widths[-1]) + np.log(tolerance / distance[-1]) / slope
     return float(np.exp(log_width)) if log_width < 700 else float("inf")
+
+
+# ---------------------------------------------------------------------- which seeds and widths count
+
+# A width "trained" when no seed diverged and the noise-averaged residual fell to at most this
+# fraction of its initial value (docs/figures.md, "Which widths a fit uses"): a network that does
+# not train has no lazy regime to measure, and its weight change would bend every fitted slope.
+TRAINED_RESIDUAL_RATIO = 0.5
+
+
+def finite_seeds(run) -> np.ndarray:
+    """Per seed: not recorded as diverged and every logged evaluation finite."""
+    seeds = np.asarray(run.data["seeds"])
+    diverged = {int(s) for s in run.diverged}
+    curve = np.asarray(run.data["eval"]["mean_function_mse"], float)
+    return np.asarray([int(s) not in diverged for s in seeds]) & np.all(np.isfinite(curve), axis=1)
+
+
+def trained(run) -> bool:
+    """Whether this width trained (see TRAINED_RESIDUAL_RATIO): every seed finite and the residual halved."""
+    ok = finite_seeds(run)
+    if not ok.all():
+        return False
+    curve = np.asarray(run.data["eval"]["mean_function_mse"], float)
+    return bool(np.all(curve[:, -1] <= TRAINED_RESIDUAL_RATIO * curve[:, 0]))
+
+
+def trained_runs(runs) -> tuple[list, list]:
+    """(the widths that trained, the others), each sorted by width."""
+    runs = sorted(runs, key=lambda r: r.width)
+    return [r for r in runs if trained(r)], [r for r in runs if not trained(r)]
+
+
+def left_out(runs) -> str:
+    """Why each width of `runs` (those trained_runs left out) did not count: the seeds that
+    diverged (and from which step), or the residual that did not halve."""
+    parts = []
+    for r in runs:
+        if r.diverged:
+            where = ", ".join(f"seed {s} diverged at step {t}" for s, t in sorted(r.diverged.items(), key=lambda i: int(i[0])))
+            parts.append(f"{r.width} ({where})")
+        elif not finite_seeds(r).all():
+            parts.append(f"{r.width} (non-finite evaluations)")
+        else:
+            parts.append(f"{r.width} (residual did not fall to {TRAINED_RESIDUAL_RATIO:g} of its start)")
+    return ", ".join(parts)
+
+
+def per_seed_table(runs, values_of) -> tuple[np.ndarray, np.ndarray]:
+    """(widths, values (seeds, widths)) with `values_of(run)` giving one value per seed; diverged seeds NaN.
+
+    Seeds are matched by position (every width trains the same seed list)."""
+    widths = np.array([r.width for r in runs])
+    columns = []
+    for r in runs:
+        values = np.asarray(values_of(r), float)
+        columns.append(np.where(finite_seeds(r), values, np.nan))
+    return widths, np.stack(columns, axis=1) if columns else np.zeros((0, 0))
+
+
+def weight_change_table(runs, group: str, absolute: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(widths, final ||W(T) - W(0)|| (absolute) or that over ||W(0)|| (relative), (seeds, widths))."""
+    key = "weight_change_absolute" if absolute else "weight_change"
+    return per_seed_table(runs, lambda r: final(r.data[key][group]))
+
+
+def moving_groups(run) -> list[str]:
+    """Groups that changed at all (Wsigma is frozen in the theorem setting)."""
+    wc = run.data.get("weight_change", {})
+    return [g for g in GROUPS if g in wc and np.nanmax(np.asarray(wc[g], float)) > 0]
+
+
+def minimum_width_estimate(widths, gaps, tolerance: float) -> dict:
+    """The smallest width from which every wider width's gap interval lies below `tolerance`.
+
+    gaps: (seeds, widths). Returns {"measured": the width or None, "estimate": the gap Estimate at
+    that width (or at the widest), "extrapolated": an Estimate of the width where per-seed power
+    laws gap = a m^b reach the tolerance (only when no measured width qualifies and every slope is
+    negative; in log width, so its interval is multiplicative), "fits": per-seed (log a, b) for
+    drawing the fit, "detail": text}. F9 and the min_width claim both call this.
+    """
+    from . import stats
+
+    widths = np.asarray(widths, float)
+    gaps = np.atleast_2d(np.asarray(gaps, float))
+    per_width = [stats.mean_interval(gaps[:, i]) for i in range(widths.size)]
+    below = [e.high <= tolerance if np.isfinite(e.high) else False for e in per_width]
+    measured = next((int(widths[i]) for i in range(widths.size) if all(below[i:])), None)
+    fits = []
+    for row in gaps:
+        ok = np.isfinite(row) & (row > 0)
+        fits.append(np.polyfit(np.log(widths[ok]), np.log(row[ok]), 1)[::-1] if ok.sum() >= 2 else (np.nan, np.nan))
+    fits = np.asarray(fits, float)                        # (seeds, 2): log a, b
+    detail = "gap per width " + ", ".join(f"m = {int(w)}: {e.text('.3g')}" for w, e in zip(widths, per_width))
+    extrapolated = None
+    if measured is None and fits.size and np.all(fits[:, 1] < 0):
+        log_width = (np.log(tolerance) - fits[:, 0]) / fits[:, 1]
+        e = stats.mean_interval(log_width)
+        # Beyond float range a nearly flat fit is an honest +inf.
+        expo = lambda v: float(np.exp(v)) if v < 700 else float("inf")  # noqa: E731
+        extrapolated = stats.Estimate(expo(e.value), expo(e.low), expo(e.high), tuple(np.exp(np.minimum(log_width, 700))),
+                                      e.method + ", of log width")
+    index = widths.size - 1 if measured is None else int(np.flatnonzero(widths == measured)[0])
+    return {"measured": measured, "estimate": per_width[index] if per_width else None, "extrapolated": extrapolated,
+            "fits": fits, "detail": detail}

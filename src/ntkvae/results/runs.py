@@ -7,14 +7,16 @@ import json
 
 import numpy as np
 
-from .. import io
+from .. import io, regime
 
 REQUIRED = ("seeds", "train/objective", "eval/step", "eval/mean_function_mse", "eval/noise_floor")
 ATTRIBUTES = ("config", "dataset", "run", "width", "n", "d", "latent_width")
 
-# Datasets of a training file that describe the run, not one seed; every other dataset has
-# one row per seed (its first axis), in the order of `seeds`.
-PER_RUN = ("seeds", "train/step", "eval/step", "reconstructions/index", "generation/values", "ntk/probe_index")
+# Datasets of a training file that describe the run, not one seed; the datasets of LAYOUT
+# (and the weight-change and probe groups) have one row per seed (their first axis), in the
+# order of `seeds`; any other dataset counts as per seed when its first axis has that length.
+PER_RUN = ("seeds", "train/step", "eval/step", "reconstructions/index", "generation/values", "ntk/probe_index",
+           "outputs/step", "examples_index")
 # Named dimensions (io.check_shapes) of the datasets whose shape the readers rely on.
 LAYOUT = {"seeds": ("seeds",), "train/step": ("steps",), "eval/step": ("points",),
           **{f"train/{k}": ("seeds", "steps") for k in ("objective", "mse", "kl")},
@@ -27,19 +29,18 @@ LAYOUT = {"seeds": ("seeds",), "train/step": ("steps",), "eval/step": ("points",
 
 def _layout(name: str) -> tuple | None:
     group = name.rpartition("/")[0]
-    if group == "weight_change":
+    if group in ("weight_change", "weight_change_absolute"):
         return ("seeds", "points")
     if group in ("ntk/init", "ntk/final"):
         return ("seeds", "p", "p")
-    return LAYOUT.get(name, None if name in PER_RUN else ("seeds", ...))
+    return LAYOUT.get(name)
 
 
 @dataclasses.dataclass
 class Run:
-    """One training file. `data` holds the seeds that did not diverge (the rows every fit and
-    mean uses); `raw` holds every seed, diverged ones included, for a figure that shows the
-    divergence itself. A seed recorded as diverged (on_divergence: record) may hold NaN or a
-    blown-up value from its divergence on; any other non-finite value is an input error."""
+    """One training file, every seed. A seed recorded as diverged (on_divergence: record) may
+    hold NaN or a blown-up value from its divergence on (measures.finite_seeds leaves it out of
+    every fit); any other non-finite value is an input error, raised when the file is read."""
 
     path: str
     dataset: str
@@ -48,7 +49,6 @@ class Run:
     n: int
     attrs: dict
     data: dict
-    raw: dict = dataclasses.field(default_factory=dict)
 
     @property
     def settings(self) -> dict:
@@ -67,6 +67,15 @@ class Run:
         return int(self.attrs["latent_width"])
 
     @property
+    def seeds(self) -> np.ndarray:
+        return np.asarray(self.data["seeds"])
+
+    def json_attr(self, key: str, default=None):
+        """A JSON-encoded attribute (the training job's `converged`, `diverged`, ...), or `default`."""
+        value = self.attrs.get(key)
+        return json.loads(value) if isinstance(value, str) else default
+
+    @property
     def diverged(self) -> dict:
         """{seed: step} of the seeds whose training diverged (recorded divergence)."""
         value = self.attrs.get("diverged", "{}")
@@ -74,8 +83,15 @@ class Run:
 
     @property
     def usable(self) -> bool:
-        """Whether at least one seed did not diverge (`data` has rows)."""
-        return len(self.data["seeds"]) > 0
+        """Whether at least one seed did not diverge."""
+        return self.first_kept_row is not None
+
+    @property
+    def first_kept_row(self) -> int | None:
+        """Row (position in `seeds`) of the first seed that did not diverge, or None: the seed a
+        figure shows when it shows one."""
+        return next((i for i, s in enumerate(np.atleast_1d(self.data["seeds"])) if str(int(s)) not in self.diverged),
+                    None)
 
     @property
     def label(self) -> str:
@@ -89,29 +105,25 @@ def load_run(path) -> Run:
     with io.open_input(path, REQUIRED, attrs=ATTRIBUTES) as f:
         config = io.read_json_attr(f, "config")
         diverged = io.read_json_attr(f, "diverged") if "diverged" in f.attrs else {}
-        raw = io.read_dict(f, finite=False)
+        data = io.read_dict(f, finite=False)
         attrs = dict(f.attrs)
     if not isinstance(config, dict) or not {"model", "training"} <= set(config):
         raise io.InputFileError(f"input file {path}: attribute config lacks the model or training settings")
-    seeds = [int(s) for s in np.atleast_1d(raw["seeds"])]
+    seeds = [int(s) for s in np.atleast_1d(data["seeds"])]
     unknown = sorted(set(map(str, diverged)) - set(map(str, seeds))) if isinstance(diverged, dict) else ["?"]
     if unknown:
         raise io.InputFileError(f"input file {path}: attribute diverged names seeds {', '.join(unknown)} "
                                 f"that are not among its seeds {seeds}")
     rows = [i for i, seed in enumerate(seeds) if str(seed) in diverged]
-    flat = _flatten(raw)
+    flat = _flatten(data)
     layout = {name: _layout(name) for name in flat}
-    io.check_shapes(path, flat, {k: v for k, v in layout.items() if v and v[-1] is not ...},
-                    known={"seeds": len(seeds), "d": int(attrs["d"])})
+    io.check_shapes(path, flat, {k: v for k, v in layout.items() if v}, known={"seeds": len(seeds), "d": int(attrs["d"])})
     for name, value in flat.items():
-        if layout[name] and layout[name][-1] is ... and np.shape(value)[:1] != (len(seeds),):
-            raise io.InputFileError(f"input file {path}: dataset {name} has shape {np.shape(value)}, expected one "
-                                    f"row per seed ({len(seeds)})")
-        io.check_finite(value, path, name, rows if layout[name] and layout[name][0] == "seeds" else ())
-    keep = [i for i in range(len(seeds)) if i not in rows]
-    data = _select_seeds(raw, keep)
+        per_seed = layout[name][0] == "seeds" if layout[name] else \
+            name not in PER_RUN and np.shape(value)[:1] == (len(seeds),)
+        io.check_finite(value, path, name, rows if per_seed else ())
     return Run(path=str(path), dataset=str(attrs["dataset"]), run=str(attrs["run"]), width=int(attrs["width"]),
-               n=int(attrs["n"]), attrs=attrs, data=data, raw=raw)
+               n=int(attrs["n"]), attrs=attrs, data=data)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -121,22 +133,6 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
             out.update(_flatten(value, f"{prefix}{key}/"))
         else:
             out[f"{prefix}{key}"] = value
-    return out
-
-
-def _select_seeds(tree: dict, keep: list[int], prefix: str = "") -> dict:
-    """The same tree with only the rows `keep` of every per-seed dataset."""
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out[key] = _select_seeds(value, keep, name + "/")
-        elif name == "seeds":
-            out[key] = np.atleast_1d(value)[keep]
-        elif name in PER_RUN:
-            out[key] = value
-        else:
-            out[key] = np.asarray(value)[keep]
     return out
 
 
@@ -181,3 +177,37 @@ def describe(run: Run) -> str:
 def finite_or_nan(a) -> np.ndarray:
     a = np.asarray(a, dtype=float)
     return np.where(np.isfinite(a), a, np.nan)
+
+
+def steps_trained(run: Run) -> int:
+    """The last logged step: the run's `steps`, or where its convergence criterion stopped it."""
+    return int(np.asarray(run.data["eval"]["step"])[-1])
+
+
+def regime_numbers(run: Run) -> dict[str, float]:
+    """m/n, m/d, eta T/m, beta c eta T (full objective) and lr/limit of one run (ntkvae.regime)."""
+    s = run.settings
+    limit = run.attrs.get("lr_over_stability")
+    return regime.numbers(width=run.width, n=run.n, d=run.d, learning_rate=s["learning_rate"],
+                          steps=steps_trained(run), objective=s["objective"], beta=s.get("beta", 0.0),
+                          kl_scaling=s.get("kl_scaling", "inv_sqrt_width"), latent_dim=run.latent_width,
+                          lr_over_limit=float(limit) if isinstance(limit, (int, float, np.floating)) else None)
+
+
+def regime_text(runs) -> str:
+    """The regime numbers of several runs as ranges ('m/n 8–128, ...')."""
+    numbers = [regime_numbers(r) for r in runs]
+    if not numbers:
+        return ""
+    keys = list(dict.fromkeys(k for n in numbers for k in n))
+    ranges = {}
+    for k in keys:
+        vals = np.asarray([n[k] for n in numbers if k in n], float)
+        fin = vals[np.isfinite(vals)]
+        ranges[k] = (float(fin.min()), float(fin.max())) if fin.size else (float("nan"), float("nan"))
+    return regime.describe(ranges)
+
+
+def recorded_divergences(runs) -> list[tuple[str, str, int, int, int]]:
+    """(dataset, run, width, seed, step) of every seed a training job recorded as diverged."""
+    return sorted((r.dataset, r.run, r.width, int(seed), int(step)) for r in runs for seed, step in r.diverged.items())
