@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from . import datasets, dynamics, io, kernels, krr, spectrum
-from .config import ConfigError
+from .config import ConfigError, parse_run_settings, parse_section
 
 log = logging.getLogger("ntkvae.compute_kernels")
 
@@ -56,8 +56,8 @@ def spectrum_of(x: np.ndarray, arch, train_sigma: bool = False) -> tuple[spectru
 
 
 def kernel_command(args) -> None:
-    model = json.loads(args.model)
-    opts = json.loads(args.kernels)
+    model = parse_section(args.model, "model", "--model", partial=True)
+    opts = parse_section(args.kernels, "kernels", "--kernels")
     x, attrs = datasets.load_inputs(args.data)
     n, d = x.shape
     per_group = opts.get("per_group", "probe")
@@ -117,17 +117,24 @@ KERNEL_REQUIRED = ("mean_eigenvalues", "mean_eigenvectors", "noise_diagonal/tota
 def read_spectrum(path, train_sigma: bool = False) -> tuple[spectrum.Spectrum, dict]:
     """The spectrum of the trained kernel of a run (its `train_sigma`) from a kernel file."""
     name = spectrum.TRAINED_SETS[bool(train_sigma)]
-    with io.open_input(path, KERNEL_REQUIRED + (f"trained/{name}/eigenvalues",)) as f:
-        mvec = f["mean_eigenvectors"][()]
-        vec = f[f"trained/{name}/eigenvectors"][()] if f"trained/{name}/eigenvectors" in f else mvec
-        spec = spectrum.Spectrum(f[f"trained/{name}/eigenvalues"][()], vec, f[f"trained/{name}/noise_diagonal"][()],
-                                 f["mean_eigenvalues"][()], mvec)
-        extra = {"w4": f["theta_inf/W4"][()], "noise_w4": f["noise_diagonal/W4"][()], "attrs": dict(f.attrs)}
+    trained = f"trained/{name}"
+    layout = {"mean_eigenvalues": ("n",), "mean_eigenvectors": ("n", "n"), f"{trained}/eigenvalues": ("n",),
+              f"{trained}/eigenvectors": ("n", "n"), f"{trained}/noise_diagonal": ("n",), "noise_diagonal/W4": ("n",),
+              "theta_inf/W4": ("n", "n")}
+    with io.open_input(path, KERNEL_REQUIRED + (f"{trained}/eigenvalues", f"{trained}/noise_diagonal")) as f:
+        # Every array present, finite (a NaN eigenvalue would make every predicted loss NaN) and of one size n.
+        a = {key: io.read(f, key) for key in layout if key in f}
+        attrs = dict(f.attrs)
+    io.check_shapes(path, a, layout)
+    mvec = a["mean_eigenvectors"]
+    spec = spectrum.Spectrum(a[f"{trained}/eigenvalues"], a.get(f"{trained}/eigenvectors", mvec),
+                             a[f"{trained}/noise_diagonal"], a["mean_eigenvalues"], mvec)
+    extra = {"w4": a["theta_inf/W4"], "noise_w4": a["noise_diagonal/W4"], "attrs": attrs}
     return spec, extra
 
 
 def predict_command(args) -> None:
-    settings = json.loads(args.training)
+    settings = parse_run_settings(args.training, "--training")
     x, attrs = datasets.load_inputs(args.data)
     spec, extra = read_spectrum(args.kernel, settings.get("train_sigma", False))
     if spec.n != x.shape[0]:
@@ -178,7 +185,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         kernel_command(args) if args.command == "kernel" else predict_command(args)
-    except (io.InputFileError, ConfigError, NotImplementedError, ValueError) as err:
+    except (io.WorkflowFileError, ConfigError, NotImplementedError, ValueError) as err:
         log.error("%s", err)
         return 1
     return 0

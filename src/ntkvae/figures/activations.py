@@ -31,7 +31,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     cmap = plt.get_cmap("tab10")
     fig, (ax_c, ax_r) = plt.subplots(1, 2, figsize=(style.FULL_WIDTH_IN, 2.6), gridspec_kw={"width_ratios": [2, 1]})
     for i, r in enumerate(runs):
-        ev = r.data["eval"]
+        ev = r.data["eval"]   # every seed: a diverged one is drawn up to its divergence
         label = activation_of(r)
         if r.diverged:
             label += f" (diverged at step {min(r.diverged.values())}, lr {r.settings['learning_rate']:g})"

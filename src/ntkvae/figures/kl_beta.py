@@ -14,16 +14,17 @@ import numpy as np
 
 from . import style
 from ..results import measures
-from ..results.runs import load_runs
+from ..results.runs import load_runs, usable
 
 
 def beta_table(runs, key_fn):
-    """{width: (betas, values (seeds, betas))} for the runs of a beta sweep, betas sorted."""
+    """{width: (betas, per-seed values at each beta)} for the runs of a beta sweep, betas sorted."""
     table = {}
     for width in sorted({r.width for r in runs}):
         at = sorted((r for r in runs if r.width == width), key=lambda r: r.settings["beta"])
         betas = np.array([r.settings["beta"] for r in at])
-        table[width] = betas, np.stack([np.asarray(key_fn(r), float) for r in at], axis=1)
+        # The seeds that diverged are left out (measures.finite_seeds); widths keep different counts.
+        table[width] = betas, [np.asarray(key_fn(r), float)[measures.finite_seeds(r)] for r in at]
     return table
 
 
@@ -37,13 +38,14 @@ PANELS = (
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     style.apply()
-    runs = load_runs(paths)
+    every = load_runs(paths)
+    runs = usable(every)   # a beta run whose every seed diverged is named below the plot
     colors = style.width_colors({r.width for r in runs})
     fig, axes = plt.subplots(2, 2, figsize=(style.FULL_WIDTH_IN, 4.4))
     for ax, (ylabel, key_fn, log) in zip(axes.flat, PANELS):
         for width, (betas, values) in beta_table(runs, key_fn).items():
-            centre = measures.geometric_mean(values) if log else values.mean(axis=0)
-            ax.errorbar(betas, centre, yerr=style.spread(values, centre), color=colors[width], marker="o",
+            centre, yerr = style.bars(values, log=log)
+            ax.errorbar(betas, centre, yerr=yerr, color=colors[width], marker="o",
                         markersize=3, capsize=2, linewidth=1.0, label=f"m = {width}")
         ax.set_xscale("log")
         if log:
@@ -52,11 +54,12 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
         ax.set_ylabel(ylabel)
     floor_ax = axes[0, 0]
     for width, (betas, values) in beta_table(runs, lambda r: measures.final(r.data["eval"]["noise_floor"])).items():
-        floor_ax.plot(betas, values.mean(axis=0), color=colors[width], linestyle="--", linewidth=0.8)
+        floor_ax.plot(betas, [np.mean(v) for v in values], color=colors[width], linestyle="--", linewidth=0.8)
     floor_ax.set_title("dashed: noise floor")
     axes[0, 1].legend(frameon=False, title="width")
     s = runs[0].settings
     fig.suptitle(f"F6 KL regularization on {dataset or runs[0].dataset}: full objective, Wsigma frozen, "
                  f"c(m_z) = {s['kl_scaling']}, {s['steps']} steps (mean over {len(s['seeds'])} seeds, bars: min-max)")
     fig.tight_layout()
+    style.divergence_footnote(fig, every)
     style.save(fig, pdf, png, dpi)

@@ -11,6 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..results import measures  # noqa: E402
+from ..results.runs import divergence_note  # noqa: E402
+
 COLUMN_WIDTH_IN = 3.4   # one column of a two-column paper
 FULL_WIDTH_IN = 7.0
 
@@ -57,6 +60,28 @@ def spread(values, centre) -> np.ndarray:
     """Error-bar lengths (2, k) from `centre` down to the minimum and up to the maximum over seeds (rows)."""
     values = np.asarray(values, dtype=float)
     return np.stack([np.maximum(centre - np.nanmin(values, axis=0), 0), np.maximum(np.nanmax(values, axis=0) - centre, 0)])
+
+
+def bars(values_per_width, *, log: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (geometric mean for log axes) and error-bar lengths (2, k) over the seeds at each of
+    k widths, given one array of per-seed values per width: widths may keep different numbers of
+    seeds, since the seeds that diverged are left out."""
+    centre, low, high = measures.per_width(values_per_width, log=log)
+    return centre, np.stack([np.maximum(centre - low, 0), np.maximum(high - centre, 0)])
+
+
+def divergence_footnote(fig, runs) -> None:
+    """Name, below the figure, the seeds left out because their training diverged."""
+    note = divergence_note(runs)
+    if note:
+        fig.text(0.01, 0.0, note, fontsize=5.5, color="tab:red", ha="left", va="top", wrap=True)
+
+
+def nothing_to_show(ax, text: str) -> None:
+    """An empty panel that says why (e.g. every seed diverged, or nothing was recorded)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=7, color="tab:red", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.0}   # theory overlays: black dashed

@@ -37,6 +37,15 @@ def geometric_mean(values, axis=0) -> np.ndarray:
     return np.exp(np.mean(np.log(np.maximum(values, 1e-300)), axis=axis))
 
 
+def per_width(values, *, log: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre (geometric mean, or the mean with log false), minimum and maximum over seeds of one
+    value per seed at each width (a list with one array per width: widths may keep different
+    numbers of seeds, since the seeds that diverged are left out)."""
+    values = [np.asarray(v, float) for v in values]
+    centre = [float(geometric_mean(v)) if log else float(np.mean(v)) for v in values]
+    return np.array(centre), np.array([float(np.min(v)) for v in values]), np.array([float(np.max(v)) for v in values])
+
+
 def spearman(x, y) -> float:
     """Spearman rank correlation (ties broken by order; NaN for fewer than 3 points)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -112,6 +121,21 @@ def trained_runs(runs) -> tuple[list, list]:
     """(the widths that trained, the others), each sorted by width."""
     runs = sorted(runs, key=lambda r: r.width)
     return [r for r in runs if trained(r)], [r for r in runs if not trained(r)]
+
+
+def left_out(runs) -> str:
+    """Why each width of `runs` (those trained_runs left out) did not count: the seeds that
+    diverged (and from which step), or the residual that did not halve."""
+    parts = []
+    for r in runs:
+        if r.diverged:
+            where = ", ".join(f"seed {s} diverged at step {t}" for s, t in sorted(r.diverged.items(), key=lambda i: int(i[0])))
+            parts.append(f"{r.width} ({where})")
+        elif not finite_seeds(r).all():
+            parts.append(f"{r.width} (non-finite evaluations)")
+        else:
+            parts.append(f"{r.width} (residual did not fall to {TRAINED_RESIDUAL_RATIO:g} of its start)")
+    return ", ".join(parts)
 
 
 def per_seed_table(runs, values_of) -> tuple[np.ndarray, np.ndarray]:
