@@ -1,0 +1,979 @@
+"""The plan of a config before it runs: every job, its arithmetic, peak memory, time and resources.
+
+    python -m ntkvae.plan --config configs/paper.yaml              # table, totals, what does not fit
+    python -m ntkvae.plan --config config.yaml --gpu h100-sxm --jobs train
+    python -m ntkvae.plan --config config.yaml --calibrate         # measure this CPU first (~1 min)
+
+For each job the workflow will run (data, training per dataset/run/width, kernel, prediction,
+figures, claims) the plan counts, from the model's shapes, the floating-point work of every
+phase (forward, backward and update of each step, the evaluation draws, the NTK probes, the
+output's reconstructions and samples; the kernel's Gram tiles, elementwise map,
+eigendecomposition and KRR; the prediction's products) and the arrays alive at its peak
+(parameters, initial copy, gradients, optimizer state, activations, kernel arrays, LAPACK work
+space). Time follows from rates: on this CPU from a measured calibration
+(`ntkvae.calibration`, stored in benchmarks/calibration/cpu.json with its date, machine and
+load), on a GPU from its datasheet peak and a stated efficiency (GPUS, GPU_EFFICIENCY;
+benchmarks/gpu_check.py measures them). The rules' resources (`mem_mb`, `runtime`, `gpu`) are
+computed here, from the same numbers, so that what the plan prints is what the jobs request.
+
+A training job whose memory exceeds the device it will run on (the GPU's memory, or
+`compute.memory_limit_mb`) is split by seed into part jobs (`train_parts`), each within the
+limit, merged afterwards; when even one seed does not fit, the plan refuses the config with
+the numbers and the settings to change (`PlanError`), before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import os
+import pathlib
+import sys
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import config as C
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CALIBRATION_PATH = ROOT / "benchmarks" / "calibration" / "cpu.json"
+MB = 1e6
+GB = 1e9
+F32, F64 = 4, 8
+
+
+class PlanError(ValueError):
+    """A job that cannot run as configured (it does not fit its device); the message says what to change."""
+
+
+# ---------------------------------------------------------------------------- datasets
+
+# Input dimension d = H * W * C of each dataset the workflow knows (datasets.py and tfdata/
+# write these shapes: digits 8x8, sprites and dSprites 64x64, MNIST 28x28, Cars3D 64x64x3).
+# The plan needs d before any data exist; tests/test_plan.py checks the offline ones against
+# prepared files.
+INPUT_DIMS = {"digits": 64, "sprites": 64 * 64, "mnist": 28 * 28, "dsprites": 64 * 64, "cars3d": 64 * 64 * 3}
+TFDS_DATASETS = ("mnist", "dsprites", "cars3d")
+
+
+def input_dim(name: str) -> int:
+    try:
+        return INPUT_DIMS[name]
+    except KeyError:
+        raise PlanError(f"the plan does not know the input dimension of dataset {name!r}; "
+                        f"add it to ntkvae.plan.INPUT_DIMS") from None
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    """A GPU's datasheet numbers (dense, no sparsity), in TFLOP/s, GB/s and GB."""
+
+    name: str
+    label: str
+    memory_gb: float
+    fp32_tflops: float        # CUDA cores, full float32
+    tf32_tflops: float | None  # tensor cores, TF32 inputs with float32 accumulation (None: no TF32)
+    bandwidth_gbs: float
+
+
+# NVIDIA datasheets (H100: "NVIDIA H100 Tensor Core GPU" datasheet; H200: "NVIDIA H200" product
+# brief; A100: "NVIDIA A100 Tensor Core GPU" datasheet; L40S: product brief; V100: datasheet).
+GPUS = {g.name: g for g in (
+    Gpu("h200", "H200 SXM 141GB", 141, 67.0, 494.7, 4800),
+    Gpu("h100-sxm", "H100 SXM5 80GB", 80, 67.0, 494.7, 3350),
+    Gpu("h100-pcie", "H100 PCIe 80GB", 80, 51.0, 378.0, 2000),
+    Gpu("a100-80gb", "A100 SXM4 80GB", 80, 19.5, 156.0, 2039),
+    Gpu("a100-40gb", "A100 40GB", 40, 19.5, 156.0, 1555),
+    Gpu("l40s", "L40S 48GB", 48, 91.6, 183.0, 864),
+    Gpu("v100-32gb", "V100 SXM2 32GB", 32, 15.7, None, 900),
+)}
+# The GPU assumed for a cluster's training jobs when compute.gpu is not given and none is
+# visible here: the smallest common data-centre card of the table, so that a job that fits
+# it fits the others, and runtimes requested from it are long enough on faster cards.
+DEFAULT_GPU = "a100-40gb"
+
+# Stated, not yet measured (no GPU was lent to this work; benchmarks/gpu_check.py measures
+# each and prints them beside these): the fraction of peak that XLA's GEMMs reach at the
+# shapes of a training step (large: n x m by m x m with m >= 1024), the fraction of memory
+# bandwidth of the fused elementwise kernels, the fixed cost of one scanned step (kernel
+# launches of ~50 kernels and the loop's predicate copy) and of one evaluation call, and a
+# job's start-up on a GPU node (Python, JAX with CUDA, compilation).
+GPU_EFFICIENCY = {"matmul": 0.5, "bandwidth": 0.6, "step_s": 3e-4, "call_s": 2e-3, "start_s": 30.0}
+# Device memory no array of ours can use (CUDA context, cuBLAS work space), and the host
+# memory of a JAX process with the CUDA libraries loaded.
+GPU_RESERVED_MB = 700.0
+GPU_HOST_BASE_MB = 3000.0
+# Bytes moved per counted element on a GPU: an activation element is written once and read
+# about twice forward and twice backward (4 bytes each); a parameter element in the update
+# reads the parameter and gradient and writes the parameter (SGD; Adam's moments are
+# counted as more elements, see `Training.update_elements`).
+BYTES_PER_ACTIVATION = 5 * F32
+BYTES_PER_PARAMETER = 3 * F32
+
+
+def matmul_precision() -> str:
+    """The precision JAX uses for float32 matrix products on a GPU: its default (TF32 tensor
+    cores on Ampere and later) unless JAX_DEFAULT_MATMUL_PRECISION asks for full float32."""
+    value = os.environ.get("JAX_DEFAULT_MATMUL_PRECISION", "").lower()
+    return "float32" if value in ("highest", "float32", "f32_f32_f32") else "tf32"
+
+
+def gpu_matmul_flops(gpu: Gpu, precision: str | None = None) -> float:
+    precision = precision or matmul_precision()
+    peak = gpu.tf32_tflops if precision == "tf32" and gpu.tf32_tflops else gpu.fp32_tflops
+    return peak * 1e12 * GPU_EFFICIENCY["matmul"]
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Measured rates of this CPU (ntkvae.calibration writes them; keys documented there)."""
+
+    data: Mapping[str, Any]
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path | None = None) -> "Calibration":
+        path = pathlib.Path(path or CALIBRATION_PATH)
+        if not path.exists():
+            raise PlanError(f"no CPU calibration at {path}: run `python benchmarks/calibrate_plan.py` "
+                            f"(or `python -m ntkvae.plan --calibrate`)")
+        return cls(json.loads(path.read_text()))
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def job(self, kind: str) -> Mapping[str, float]:
+        """Start-up seconds and resident memory (MB) of a minimal job of this kind."""
+        return self.data["jobs"][kind]
+
+    def describe(self) -> str:
+        m = self.data.get("machine", {})
+        return (f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, measured {self.data.get('date', '?')} "
+                f"at load {self.data.get('load', '?')}")
+
+
+# ---------------------------------------------------------------------------- work and memory
+
+
+@dataclasses.dataclass
+class Work:
+    """What one job does, phase by phase, in the units the rates are measured in.
+
+    flops32 / flops64: floating-point operations of matrix products in float32 (training)
+    or float64 (kernels); activations: elements of elementwise maps over activations;
+    parameters: elements of per-parameter updates and norms; steps, calls: counts of scanned
+    steps and of separately dispatched calls; entries: kernel-map entries (per kernel
+    computed); n3_eigh: n^3 of symmetric eigendecompositions; n3_einsum: n^3 of numpy's
+    naive three-operand einsum; io_bytes: bytes written or read from HDF5."""
+
+    phases: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+    def add(self, phase: str, **amounts: float) -> None:
+        row = self.phases.setdefault(phase, {})
+        for key, value in amounts.items():
+            row[key] = row.get(key, 0.0) + float(value)
+
+    def total(self, key: str) -> float:
+        return sum(row.get(key, 0.0) for row in self.phases.values())
+
+    @property
+    def flops(self) -> float:
+        return self.total("flops32") + self.total("flops64") + 2.0 * self.total("n3_einsum")
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """The shapes and counts of one training job (one dataset, run, width; `seeds` of them)."""
+
+    n: int
+    d: int
+    width: int
+    latent: int
+    seeds: int
+    steps: int
+    log_every: int
+    eval_samples: int
+    train_sigma: bool
+    optimizer: str
+    bias: bool
+    probe_size: int
+    probe_samples: int
+    probe_outputs: int
+    reconstructions: int
+    checkpoint_every: int
+
+    @classmethod
+    def from_config(cls, config: Mapping, dataset: Mapping, run: str, width: int, seeds: int | None = None):
+        settings, model = C.run_settings(config, run), C.run_model(config, run)
+        kernels = config.get("kernels", {})
+        latent = int(width) if model.get("latent_width", "same") == "same" else int(model["latent_width"])
+        n = int(dataset["n"])
+        d = input_dim(dataset["name"])
+        return cls(n=n, d=d, width=int(width), latent=latent,
+                   seeds=len(settings["seeds"]) if seeds is None else int(seeds), steps=int(settings["steps"]),
+                   log_every=int(settings["log_every"]), eval_samples=int(settings["eval_noise_samples"]),
+                   train_sigma=bool(settings["train_sigma"]), optimizer=settings["optimizer"],
+                   bias=bool(model.get("bias", False)), probe_size=min(int(kernels.get("probe_size", 32)), n),
+                   probe_samples=int(kernels.get("probe_noise_samples", 4)),
+                   probe_outputs=min(int(kernels.get("probe_outputs", 8)), d),
+                   reconstructions=min(int(settings.get("reconstructions", 8)), n),
+                   checkpoint_every=int(settings.get("checkpoint_every", 0)))
+
+    @property
+    def parameters(self) -> int:
+        """Parameters of one seed's network (model.param_shapes)."""
+        m, mz, d = self.width, self.latent, self.d
+        weights = 2 * m * d + 3 * m * mz
+        return weights + ((2 * m + 2 * mz + d) if self.bias else 0)
+
+    @property
+    def evaluations(self) -> int:
+        """Evaluations per job: at step 0, every log_every steps and at the last (training.log_points)."""
+        return len(range(0, self.steps, self.log_every)) + 1
+
+    @property
+    def update_elements(self) -> float:
+        """Elements touched per parameter by one optimizer update (SGD 1; Adam: two moments, the step)."""
+        return 1.0 if self.optimizer == "sgd" else 4.0
+
+    def forward_flops(self, rows: int) -> float:
+        """Matrix-product FLOPs of one forward pass on `rows` examples (five products)."""
+        m, mz, d = self.width, self.latent, self.d
+        return 2.0 * rows * (2 * d * m + 3 * m * mz)
+
+    def backward_flops(self, rows: int) -> float:
+        """Back-propagated vectors (through W4, W3, Wmu and Wsigma) and weight gradients (W4, W3,
+        Wmu, W1, and Wsigma when trained: XLA drops the gradient the optimizer zeroes)."""
+        m, mz, d = self.width, self.latent, self.d
+        return 2.0 * rows * (3 * d * m + (5 + int(self.train_sigma)) * m * mz)
+
+    def decode_flops(self, rows: int) -> float:
+        return 2.0 * rows * (self.latent * self.width + self.width * self.d)
+
+    def encode_flops(self, rows: int) -> float:
+        m, mz, d = self.width, self.latent, self.d
+        return 2.0 * rows * (d * m + 2 * m * mz)
+
+    def activation_elements(self, rows: int) -> float:
+        """Elements of the elementwise work of one forward and backward pass: hidden layers
+        (phi and phi'), latent (noise draw, exp, z), output (residual)."""
+        return rows * (2 * self.width + 3 * self.latent + self.d)
+
+    def probe_work(self) -> tuple[float, float]:
+        """(FLOPs, activation elements) of one empirical-NTK probe (kernels.theta_m) of one seed."""
+        p, k, s = self.probe_size, self.probe_outputs, self.probe_samples
+        m, mz, d = self.width, self.latent, self.d
+        if p <= 0:
+            return 0.0, 0.0
+        setup = 2.0 * p * d * m + self.encode_flops(p) + 2.0 * p * p * (d + m)
+        per_sample = (2.0 * p * mz * m + 2.0 * k * p * m * mz + 4.0 * k * p * mz * m
+                      + 2.0 * p * p * k * (2 * m + 2 * mz) + 2.0 * p * p * (m + mz))
+        return setup + s * per_sample, s * k * p * (3 * m + 2 * mz)
+
+    def work(self) -> Work:
+        w, S, n = Work(), self.seeds, self.n
+        P = self.parameters
+        w.add("steps", flops32=S * self.steps * (self.forward_flops(n) + self.backward_flops(n)),
+              activations=S * self.steps * self.activation_elements(n),
+              parameters=S * self.steps * P * self.update_elements, steps=self.steps)
+        E, K = self.evaluations, self.eval_samples
+        w.add("evaluation", flops32=S * E * (self.encode_flops(n) + K * self.decode_flops(n)),
+              activations=S * E * K * self.activation_elements(n), parameters=S * E * 2 * P, calls=E)
+        probe_flops, probe_elements = self.probe_work()
+        if self.probe_size:
+            w.add("ntk probes", flops32=2 * S * probe_flops, activations=2 * S * probe_elements, calls=2 * S)
+        r, mz = self.reconstructions, self.latent
+        svd = 6.0 * n * mz * min(n, mz)
+        w.add("output", flops32=S * (self.encode_flops(r) + K * self.decode_flops(r) + self.encode_flops(n)
+                                     + self.decode_flops(36) + svd),
+              activations=S * (K * self.activation_elements(r) + self.activation_elements(n)), calls=3)
+        return w
+
+    def memory(self) -> dict[str, float]:
+        """Bytes alive at the job's peak (float32 arrays), by kind."""
+        S, P, n = self.seeds, self.parameters, self.n
+        m, mz, d = self.width, self.latent, self.d
+        per = S * P * F32
+        arrays = {
+            "parameters": per,
+            "initial copy": per,           # params0, for the weight change
+            "gradients": per,
+            "update": per,                 # the new parameters before the old ones are released
+            "optimizer": per * (0 if self.optimizer == "sgd" else 2),
+            # saved for the backward pass and its vectors: phi, phi' and g at both hidden layers,
+            # the backward vectors there; mu, s, eps, exp(s/2), z; xhat, residual, x.
+            "activations": S * F32 * n * (8 * m + 6 * mz + 3 * d),
+        }
+        p, k = self.probe_size, self.probe_outputs
+        # Probe phase (after training): gradients, update and activations are gone; one seed's
+        # parameters are sliced out and the backward vectors B_l of k outputs are stacked.
+        probes = (P * F32 + F32 * k * p * (2 * m + 2 * mz) * 2) if p else 0.0
+        freed = arrays["gradients"] + arrays["update"] + arrays["activations"]
+        if probes > freed:
+            arrays["ntk probes"] = probes - freed
+        return arrays
+
+
+def checkpoint_host_bytes(job: Training) -> float:
+    """Host copies made by a checkpoint on a GPU (parameters, initial copy, optimizer state)."""
+    per = job.seeds * job.parameters * F32
+    return per * (2 + (0 if job.optimizer == "sgd" else 2))
+
+
+# ---------------------------------------------------------------------------- kernel jobs
+
+
+def kernel_work(n: int, d: int, activation: str, kernels: Mapping, betas: int = 0) -> tuple[Work, dict[str, float]]:
+    """Work and peak arrays (float64) of `compute_kernels kernel` for n examples of dimension d."""
+    block = int(kernels.get("block_size", 1024))
+    full = kernels.get("per_group", "probe") == "full"
+    computed = 5 if full else 2                        # W1, Wmu, W3, W4, total / W4, total
+    nb = math.ceil(n / block)
+    entries = nb * (nb + 1) / 2 * min(block, n) ** 2   # upper-triangle tiles
+    ridges = 2 + len(kernels.get("ridges", []))
+    w = Work()
+    w.add("gram", flops64=2.0 * entries * d)
+    w.add("kernel map", entries=entries * computed)
+    w.add("eigh", n3_eigh=float(n) ** 3)
+    w.add("krr", flops64=2.0 * n * n * d * (1 + ridges))
+    stored = (computed + 1) * n * n * F64 + ridges * n * d * F64
+    w.add("write", io_bytes=stored)
+    workers = max(1, os.cpu_count() or 1)
+    arrays = {
+        "inputs": n * d * (F32 + F64),
+        "kernel arrays": computed * n * n * F64,
+        "tiles": workers * min(block, n) ** 2 * F64 * (computed + 3),
+        # numpy's eigh (LAPACK syevd): the eigenvector matrix and 2 n^2 + 6 n work space.
+        "eigh workspace": 3 * n * n * F64,
+        "krr": 3 * n * ridges * d * F64,
+    }
+    return w, arrays
+
+
+def predict_work(n: int, d: int, steps: int, log_every: int) -> tuple[Work, dict[str, float]]:
+    """Work and peak arrays of `compute_kernels predict` (dynamics.predict_*): the init-covariance
+    projections are numpy einsums over three operands (naive n^3 loops), the fixed-noise mean
+    curve three n x n products per logged step."""
+    points = len(range(0, steps, log_every)) + 1
+    w = Work()
+    w.add("read", io_bytes=2 * n * n * F64)
+    w.add("fresh noise", flops64=2.0 * n * n * d, n3_einsum=float(n) ** 3)
+    w.add("fixed noise", flops64=2.0 * n * n * d, n3_einsum=float(n) ** 3)
+    w.add("fixed-noise mean", flops64=4.0 * n**3 + points * (6.0 * n**3 + 4.0 * n * n * d))
+    arrays = {"kernel arrays": 3 * n * n * F64, "products": 8 * n * n * F64}
+    return w, arrays
+
+
+# ---------------------------------------------------------------------------- time
+
+
+def cpu_seconds(work: Work, cal: Calibration, kind: str, activation: str = "erf") -> dict[str, float]:
+    """Seconds per phase on the calibrated CPU, plus the job's start-up ('start-up')."""
+    t = cal["train"]
+    out = {"start-up": float(cal.job(kind)["seconds"])}
+    entry = cal["theta_inf_entry_s"]
+    for phase, row in work.phases.items():
+        s = (row.get("flops32", 0.0) / t["matmul_flops_per_s"]
+             + row.get("activations", 0.0) * t["activation_element_s"]
+             + row.get("parameters", 0.0) * t["parameter_element_s"]
+             + row.get("steps", 0.0) * t["step_s"]
+             + row.get("calls", 0.0) * t["call_s"]
+             + row.get("flops64", 0.0) / cal["gemm_f64_flops_per_s"]
+             + row.get("entries", 0.0) * entry.get(activation, entry["tanh"])
+             + row.get("n3_eigh", 0.0) * cal["eigh_s_per_n3"]
+             + row.get("n3_einsum", 0.0) * cal["einsum_s_per_n3"]
+             + row.get("io_bytes", 0.0) / cal["write_bytes_per_s"])
+        out[phase] = s
+    return out
+
+
+def gpu_seconds(work: Work, gpu: Gpu) -> dict[str, float]:
+    """Seconds per phase of a training job on `gpu`: GEMMs at the stated fraction of peak,
+    elementwise work at the stated fraction of bandwidth, fixed costs per step and call."""
+    flops = gpu_matmul_flops(gpu)
+    bw = gpu.bandwidth_gbs * 1e9 * GPU_EFFICIENCY["bandwidth"]
+    out = {"start-up": GPU_EFFICIENCY["start_s"]}
+    for phase, row in work.phases.items():
+        out[phase] = (row.get("flops32", 0.0) / flops
+                      + (row.get("activations", 0.0) * BYTES_PER_ACTIVATION
+                         + row.get("parameters", 0.0) * BYTES_PER_PARAMETER) / bw
+                      + row.get("steps", 0.0) * GPU_EFFICIENCY["step_s"]
+                      + row.get("calls", 0.0) * GPU_EFFICIENCY["call_s"])
+    return out
+
+
+# ---------------------------------------------------------------------------- the workflow's jobs
+#
+# The jobs `snakemake` runs for `rule all`, derived from the config as rules/*.smk derive them
+# (tests/test_plan.py checks the list against `snakemake --summary`).
+
+
+def beta_run_name(beta: float) -> str:
+    number = f"{beta:g}".replace(".", "p").replace("+", "")
+    return f"kl_beta{number}"
+
+
+def with_figure_runs(config: Mapping) -> dict:
+    """The validated config with the runs the figures generate (rules/common.smk add_figure_runs)."""
+    cfg = C.validate_config(config)
+    figures, runs = cfg["figures"], cfg["runs"]
+    sweep = {"steps": figures["sweep"]["steps"], "seeds": list(figures["sweep"]["seeds"])}
+    for beta in figures["kl_betas"]:
+        runs.setdefault(beta_run_name(beta), dict(sweep, objective="vae", beta=beta, train_sigma=False,
+                                                   widths=figures["kl_widths"]))
+    if figures["sigma_trained"]:
+        runs.setdefault("kl_sigma_trained", dict(sweep, objective="vae", train_sigma=True,
+                                                 widths=figures["kl_widths"], on_divergence="record"))
+    for activation in figures["activations"]:
+        runs.setdefault(f"act_{activation}", dict(sweep, objective="mse", activation=activation,
+                                                  widths=figures["activation_widths"], on_divergence="record"))
+    if figures["wide_run"] in runs:
+        runs.setdefault("narrow", dict(runs[figures["wide_run"]], widths=[figures["narrow_width"]]))
+    return C.validate_config(cfg)
+
+
+def krr_runs(cfg: Mapping) -> list[str]:
+    figures = cfg["figures"]
+    return [beta_run_name(b) for b in figures["kl_betas"]] + (["kl_sigma_trained"] if figures["sigma_trained"] else [])
+
+
+def figure_names(cfg: Mapping) -> list[str]:
+    """f<k>_<topic> of the figures the config builds, in paper order (rules/common.smk)."""
+    figures = cfg["figures"]
+    names = ["f1_convergence", "f2_laziness", "f3_kernel_constancy", "f4_rate"]
+    if krr_runs(cfg):
+        names.append("f5_krr")
+    if figures["kl_betas"]:
+        names.append("f6_kl_beta")
+    names += ["f7_narrow_wide", "f8_generation", "f9_min_width"]
+    if figures["activations"]:
+        names.append("f10_activations")
+    return names
+
+
+# Which runs (all widths) a figure reads, and whether it reads the kernel files.
+def _figure_inputs(cfg: Mapping, name: str) -> tuple[list[str], list[str], bool]:
+    """(runs trained at all widths, runs whose kernel files and predictions it reads, reads kernels)."""
+    f = cfg["figures"]
+    topic = name.split("_", 1)[1]
+    if topic == "convergence":
+        return list(f["convergence_runs"]), list(f["convergence_runs"]), True
+    if topic == "laziness":
+        return list(f["laziness_runs"]), [], False
+    if topic in ("kernel_constancy", "rate", "min_width"):
+        return list(f["kernel_runs"]), list(f["kernel_runs"]), True
+    if topic == "krr":
+        return krr_runs(cfg), krr_runs(cfg), True
+    if topic == "kl_beta":
+        return [beta_run_name(b) for b in f["kl_betas"]], [], False
+    if topic == "narrow_wide":
+        return ["narrow"], [], False   # plus the widest width of wide_run (trained for claims anyway)
+    if topic == "generation":
+        return list(f["generation_runs"]), [], False
+    if topic == "activations":
+        return [f"act_{a}" for a in f["activations"]], [], False
+    raise PlanError(f"unknown figure {name!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """One job of the workflow: its rule, wildcards and main output."""
+
+    rule: str
+    output: str
+    dataset: str = ""
+    run: str = ""
+    width: int = 0
+    activation: str = ""
+    part: tuple[int, ...] = ()      # the seeds of a part job (rule train_part)
+
+
+def train_output(dataset: str, run: str, width: int) -> str:
+    return f"results/train/{dataset}/{run}/w{width}.h5"
+
+
+def train_part_output(dataset: str, run: str, width: int, seeds: Sequence[int]) -> str:
+    return f"results/train/{dataset}/{run}/w{width}/seeds{'-'.join(str(s) for s in seeds)}.h5"
+
+
+def workflow_jobs(config: Mapping) -> list[JobSpec]:
+    """Every job of `rule all` for this config (without splitting; see `Plan`)."""
+    cfg = with_figure_runs(config)
+    f = cfg["figures"]
+    jobs: list[JobSpec] = []
+    names = figure_names(cfg)
+    trained_runs: set[str] = set()
+    theory_runs: set[str] = set()
+    for name in names:
+        runs, theory, _ = _figure_inputs(cfg, name)
+        trained_runs |= set(runs)
+        theory_runs |= set(theory)
+    # claims read these too (rules/common.smk claims_inputs, claims_kernel_inputs)
+    trained_runs |= {f["wide_run"], "narrow"} | set(krr_runs(cfg)) | set(f["kernel_runs"])
+    theory_runs |= set(f["kernel_runs"]) | set(krr_runs(cfg))
+    for ds in cfg["datasets"]:
+        name = ds["name"]
+        if name in TFDS_DATASETS:
+            jobs.append(JobSpec("fetch_tfds_dataset", f"results/data/tfds/{name}.json", dataset=name))
+            jobs.append(JobSpec("convert_tfds_dataset", f"results/data/{name}.h5", dataset=name))
+        else:
+            jobs.append(JobSpec("prepare_offline_data", f"results/data/{name}.h5", dataset=name))
+        for run in sorted(trained_runs):
+            for width in C.run_model(cfg, run)["widths"]:
+                jobs.append(JobSpec("train", train_output(name, run, width), dataset=name, run=run, width=int(width)))
+        for activation in sorted({C.run_model(cfg, r)["activation"] for r in theory_runs}):
+            jobs.append(JobSpec("kernel", f"results/kernels/{name}/{activation}.h5", dataset=name,
+                                activation=activation))
+        for run in sorted(theory_runs):
+            jobs.append(JobSpec("predict", f"results/kernels/{name}/{run}/prediction.h5", dataset=name, run=run))
+        for fig in names:
+            rule = "figure_" + fig.split("_", 1)[1]
+            jobs.append(JobSpec(rule, f"results/figures/{fig}_{name}.pdf", dataset=name))
+    jobs.append(JobSpec("claims", "results/claims.md"))
+    jobs.append(JobSpec("provenance", "results/provenance.yaml"))
+    return jobs
+
+
+# ---------------------------------------------------------------------------- the plan
+
+
+@dataclasses.dataclass
+class JobPlan:
+    """One planned job: its work, peak memory, time on this CPU and on a GPU, and resources."""
+
+    spec: JobSpec
+    work: Work
+    memory: dict[str, float]          # bytes of arrays at the peak, by kind
+    base_mb: float                    # the process's own resident memory (interpreter, JAX, code)
+    cpu_s: dict[str, float]
+    gpu_s: dict[str, float] | None    # None: the job runs on a CPU either way
+    device_mb: float | None = None    # GPU memory, for jobs on the GPU path
+    host_mb: float = 0.0              # host memory the job's process needs where it runs
+    resources: dict[str, int] = dataclasses.field(default_factory=dict)
+    seeds: int = 0
+    note: str = ""
+
+    @property
+    def peak_mb(self) -> float:
+        """Peak resident memory on this CPU (arrays plus the process's base)."""
+        return self.base_mb + sum(self.memory.values()) / MB
+
+    @property
+    def cpu_total(self) -> float:
+        return sum(self.cpu_s.values())
+
+    @property
+    def gpu_total(self) -> float | None:
+        return None if self.gpu_s is None else sum(self.gpu_s.values())
+
+    @property
+    def arithmetic_cpu_s(self) -> float:
+        """Seconds of this CPU spent on the counted work (everything but start-up)."""
+        return sum(v for k, v in self.cpu_s.items() if k != "start-up")
+
+
+# Safety factors of the requests over the predictions: the model is checked to 2x on this
+# CPU (tests/test_plan.py); a retry multiplies memory by 1.5 and time by 2 (the profiles'
+# `retries`), so the first attempt asks for 1.5x memory and 2x time, at least the floors.
+MEM_MARGIN, TIME_MARGIN = 1.5, 2.0
+MIN_MEM_MB, MIN_RUNTIME_MIN = 1000, 5
+
+
+def request(peak_mb: float, seconds: float, attempt: int = 1) -> dict[str, int]:
+    mem = max(MIN_MEM_MB, math.ceil(MEM_MARGIN * peak_mb))
+    runtime = max(MIN_RUNTIME_MIN, math.ceil(TIME_MARGIN * seconds / 60.0))
+    return {"mem_mb": int(mem * 1.5 ** (attempt - 1)), "runtime": int(runtime * 2 ** (attempt - 1))}
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """Where training jobs run and how much memory one job may use there."""
+
+    accelerator: str            # cpu or gpu
+    gpu: Gpu | None
+    limit_mb: float | None      # memory one training job may use (device memory on a GPU)
+    source: str                 # where the limit comes from, for messages
+
+    @classmethod
+    def from_config(cls, config: Mapping, accelerator: str | None = None, gpu: str | None = None) -> "Device":
+        compute = config.get("compute", {})
+        accelerator = accelerator or compute.get("accelerator", "auto")
+        if accelerator == "auto":
+            accelerator = "gpu" if visible_gpus() else "cpu"
+        limit = compute.get("memory_limit_mb")
+        if accelerator == "cpu":
+            return cls("cpu", None, float(limit) if limit else None,
+                       "compute.memory_limit_mb" if limit else "no limit")
+        name = gpu or compute.get("gpu", "auto")
+        seen = visible_gpus()
+        if name == "auto":
+            card = seen[0] if seen else GPUS[DEFAULT_GPU]
+            origin = "visible GPU" if seen else f"compute.gpu (default {DEFAULT_GPU})"
+        else:
+            if name not in GPUS:
+                raise PlanError(f"compute.gpu: {name!r} is not one of {', '.join(GPUS)}")
+            card, origin = GPUS[name], f"compute.gpu: {name}"
+        if limit:
+            return cls("gpu", card, float(limit), "compute.memory_limit_mb")
+        return cls("gpu", card, card.memory_gb * 1e3 - GPU_RESERVED_MB, f"{card.label} ({origin})")
+
+
+@functools.lru_cache(maxsize=1)
+def visible_gpus() -> tuple[Gpu, ...]:
+    """The GPUs nvidia-smi lists here, as table entries (an unknown card gets its memory and
+    the slowest card's rates)."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return ()
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    cards = []
+    for line in out.stdout.strip().splitlines() if out.returncode == 0 else []:
+        label, _, mem = line.rpartition(",")
+        cards.append(gpu_from_name(label.strip(), float(mem) / 1024 * 1.073741824))
+    return tuple(cards)
+
+
+def gpu_from_name(label: str, memory_gb: float) -> Gpu:
+    """The table entry whose name matches nvidia-smi's label, with the card's real memory."""
+    low = label.lower().replace(" ", "")
+    for key, card in (("h200", "h200"), ("h100pcie", "h100-pcie"), ("h100", "h100-sxm"), ("a100", "a100-40gb"),
+                      ("l40s", "l40s"), ("v100", "v100-32gb")):
+        if key in low:
+            return dataclasses.replace(GPUS[card], label=label, memory_gb=memory_gb)
+    slow = GPUS["v100-32gb"]
+    return dataclasses.replace(slow, name="unknown", label=label, memory_gb=memory_gb)
+
+
+def training_device_mb(job: Training, device: Device, cal: Calibration) -> float:
+    """Memory one training job needs on the device it runs on (GPU memory on the GPU path,
+    resident host memory on the CPU path)."""
+    arrays = sum(job.memory().values()) / MB
+    if device.accelerator == "gpu":
+        return arrays
+    return arrays + cal.job("train")["rss_mb"]
+
+
+def seeds_per_part(config: Mapping, dataset: Mapping, run: str, width: int, device: Device,
+                   cal: Calibration) -> int:
+    """How many of the run's seeds one job can train within the device's limit (all of them
+    when there is no limit); PlanError when not even one fits."""
+    seeds = len(C.run_settings(config, run)["seeds"])
+    if device.limit_mb is None:
+        return seeds
+    one = Training.from_config(config, dataset, run, width, seeds=1)
+    need_one = training_device_mb(one, device, cal)
+    if need_one > device.limit_mb:
+        parts = {k: v / MB for k, v in one.memory().items() if v}
+        detail = ", ".join(f"{k} {v:,.0f} MB" for k, v in parts.items())
+        raise PlanError(
+            f"train {dataset['name']}/{run}/w{width}: one seed needs {need_one:,.0f} MB ({detail}), more than "
+            f"the {device.limit_mb:,.0f} MB one job may use on this device ({device.source}). Change one of: "
+            f"compute.gpu (a card with more memory), compute.memory_limit_mb, the run's widths "
+            f"(runs.{run}.widths or model.widths), or datasets[{dataset['name']}].n.")
+    fit = seeds
+    while fit > 1 and training_device_mb(Training.from_config(config, dataset, run, width, seeds=fit), device,
+                                         cal) > device.limit_mb:
+        fit -= 1
+    return fit
+
+
+def train_parts(config: Mapping, dataset: Mapping, run: str, width: int, device: Device,
+                cal: Calibration) -> list[tuple[int, ...]]:
+    """The run's seeds split into parts that each fit the device (one part: no split). Parts
+    are balanced: 5 seeds with room for 3 become (3, 2)... as (0,1,2), (3,4)."""
+    seeds = tuple(int(s) for s in C.run_settings(config, run)["seeds"])
+    fit = seeds_per_part(config, dataset, run, width, device, cal)
+    count = math.ceil(len(seeds) / fit)
+    size = math.ceil(len(seeds) / count)
+    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
+
+
+@dataclasses.dataclass
+class Plan:
+    config: dict
+    device: Device
+    calibration: Calibration
+    jobs: list[JobPlan]
+
+    def by(self, key) -> dict[str, list[JobPlan]]:
+        groups: dict[str, list[JobPlan]] = {}
+        for job in self.jobs:
+            groups.setdefault(key(job), []).append(job)
+        return groups
+
+
+def plan_config(config: Mapping, *, calibration: Calibration | None = None, accelerator: str | None = None,
+                gpu: str | None = None) -> Plan:
+    """Plan every job of `config` (a dict as read from YAML); raises PlanError for a job that cannot fit."""
+    cal = calibration or Calibration.load()
+    cfg = with_figure_runs(config)
+    device = Device.from_config(cfg, accelerator, gpu)
+    card = device.gpu or GPUS[gpu or DEFAULT_GPU] if (gpu or device.gpu) else GPUS[DEFAULT_GPU]
+    datasets = {d["name"]: d for d in cfg["datasets"]}
+    planned: list[JobPlan] = []
+    for spec in workflow_jobs(cfg):
+        if spec.rule == "train":
+            ds = datasets[spec.dataset]
+            parts = train_parts(cfg, ds, spec.run, spec.width, device, cal)
+            if len(parts) == 1:
+                planned.append(_train_plan(spec, cfg, ds, len(parts[0]), device, cal, card))
+                continue
+            for seeds in parts:
+                part = dataclasses.replace(spec, rule="train_part", part=seeds,
+                                           output=train_part_output(spec.dataset, spec.run, spec.width, seeds))
+                job = _train_plan(part, cfg, ds, len(seeds), device, cal, card)
+                job.note = f"part: seeds {','.join(map(str, seeds))} of {len(parts)} parts"
+                planned.append(job)
+            planned.append(_merge_plan(spec, cfg, ds, parts, cal))
+        else:
+            planned.append(_other_plan(spec, cfg, datasets, cal))
+    return Plan(cfg, device, cal, planned)
+
+
+def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gpu) -> JobPlan:
+    job = Training.from_config(cfg, ds, spec.run, spec.width, seeds=seeds)
+    work = job.work()
+    base = cal.job("train")["rss_mb"]
+    plan = JobPlan(spec, work, job.memory(), base, cpu_seconds(work, cal, "train"), gpu_seconds(work, card),
+                   seeds=seeds)
+    arrays_mb = sum(plan.memory.values()) / MB
+    if device.accelerator == "gpu":
+        plan.device_mb = arrays_mb + GPU_RESERVED_MB
+        ckpt = job.checkpoint_every and job.checkpoint_every < job.steps or plan.gpu_total > 600
+        plan.host_mb = GPU_HOST_BASE_MB + (checkpoint_host_bytes(job) / MB if ckpt else 0.0)
+        plan.resources = dict(request(plan.host_mb, plan.gpu_total), gpu=1)
+    else:
+        plan.host_mb = plan.peak_mb
+        plan.resources = dict(request(plan.host_mb, plan.cpu_total), gpu=0)
+    return plan
+
+
+def _merge_plan(spec, cfg, ds, parts, cal) -> JobPlan:
+    """Joining part files: reading and writing the training outputs (no JAX)."""
+    job = Training.from_config(cfg, ds, spec.run, spec.width)
+    w = Work()
+    out_bytes = job.seeds * (job.steps * 3 + job.evaluations * 12 + 2 * job.probe_size ** 2 * 6) * F32
+    w.add("read and write", io_bytes=2 * out_bytes)
+    merge = dataclasses.replace(spec, rule="merge_train_parts")
+    plan = JobPlan(merge, w, {"outputs": 2 * out_bytes}, cal.job("data")["rss_mb"],
+                   cpu_seconds(w, cal, "data"), None, seeds=job.seeds, note=f"joins {len(parts)} parts")
+    plan.host_mb = plan.peak_mb
+    plan.resources = dict(request(plan.host_mb, plan.cpu_total), gpu=0)
+    return plan
+
+
+def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
+    ds = datasets.get(spec.dataset)
+    n, d = (int(ds["n"]), input_dim(ds["name"])) if ds else (0, 0)
+    w, arrays, kind = Work(), {}, "figure"
+    if spec.rule == "kernel":
+        w, arrays = kernel_work(n, d, spec.activation, cfg["kernels"])
+        kind = "kernel"
+    elif spec.rule == "predict":
+        s = C.run_settings(cfg, spec.run)
+        w, arrays = predict_work(n, d, int(s["steps"]), int(s["log_every"]))
+        kind = "predict"
+    elif spec.rule in ("prepare_offline_data", "convert_tfds_dataset", "fetch_tfds_dataset"):
+        kind = "data"
+        w.add("write", io_bytes=n * d * F32 * 2)
+        # images (float), the flat copy in float64 for the normalization, x in float32
+        arrays = {"images": n * d * (F32 * 2 + F64)}
+    elif spec.rule == "provenance":
+        kind = "provenance"
+    elif spec.rule in ("claims",) or spec.rule.startswith("figure_"):
+        reads_kernels = spec.rule == "claims" or _figure_inputs(cfg, _figure_of(spec))[2]
+        largest = max((int(x["n"]) for x in cfg["datasets"]), default=0) if spec.rule == "claims" else n
+        if reads_kernels:
+            arrays = {"kernel arrays": 2 * largest * largest * F64}
+            w.add("read", io_bytes=2 * largest * largest * F64)
+    base = cal.job(kind)["rss_mb"]
+    seconds = cpu_seconds(w, cal, kind, spec.activation or "erf")
+    if kind == "data" and spec.dataset in cal["data_example_s"]:
+        seconds["render"] = n * cal["data_example_s"][spec.dataset]   # procedural sprites
+    plan = JobPlan(spec, w, arrays, base, seconds, None)
+    plan.host_mb = plan.peak_mb
+    plan.resources = dict(request(plan.host_mb, plan.cpu_total), gpu=0)
+    if spec.rule == "fetch_tfds_dataset":
+        plan.note = "download: time not modelled"
+    return plan
+
+
+def _figure_of(spec: JobSpec) -> str:
+    """'f3_kernel_constancy' from results/figures/f3_kernel_constancy_<dataset>.pdf."""
+    stem = pathlib.PurePath(spec.output).stem
+    return stem[: -(len(spec.dataset) + 1)]
+
+
+# ---------------------------------------------------------------------------- Snakemake resources
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_plan(config_json: str, calibration_path: str) -> Plan:
+    return plan_config(json.loads(config_json), calibration=Calibration.load(calibration_path or None))
+
+
+def plan_for_workflow(config: Mapping, calibration_path: str | None = None) -> Plan:
+    """The plan of a running workflow's config (computed once per config)."""
+    return _cached_plan(json.dumps(config, sort_keys=True, default=str), str(calibration_path or ""))
+
+
+def job_resources(config: Mapping, rule: str, attempt: int = 1, **wildcards) -> dict[str, int]:
+    """mem_mb, runtime and gpu of one job of the workflow, from its plan (attempt: Snakemake's retry number)."""
+    plan = plan_for_workflow(config)
+    job = find_job(plan, rule, **wildcards)
+    host = job.host_mb
+    seconds = job.gpu_total if job.resources.get("gpu") else job.cpu_total
+    return dict(request(host, seconds, attempt), gpu=job.resources.get("gpu", 0))
+
+
+def find_job(plan: Plan, rule: str, **wildcards) -> JobPlan:
+    want = {k: (int(v) if k == "width" else str(v)) for k, v in wildcards.items()}
+    for job in plan.jobs:
+        if job.spec.rule != rule:
+            continue
+        spec = dataclasses.asdict(job.spec)
+        if "seeds" in want:
+            spec["seeds"] = "-".join(map(str, job.spec.part))
+        if all(spec.get(k) == v for k, v in want.items()):
+            return job
+    raise KeyError(f"no planned {rule} job with {wildcards}")
+
+
+# ---------------------------------------------------------------------------- table
+
+
+def human_flops(x: float) -> str:
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.0f}" if x else "-"
+
+
+def human_seconds(s: float | None) -> str:
+    if s is None:
+        return "cpu"
+    if s < 60:
+        return f"{s:.1f}s"
+    if s < 3600:
+        return f"{s / 60:.1f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def job_label(job: JobPlan) -> str:
+    s = job.spec
+    if s.rule in ("train", "train_part", "merge_train_parts"):
+        tail = f"/seeds{'-'.join(map(str, s.part))}" if s.part else ""
+        return f"{s.dataset}/{s.run}/w{s.width}{tail}"
+    if s.rule == "kernel":
+        return f"{s.dataset}/{s.activation}"
+    if s.rule == "predict":
+        return f"{s.dataset}/{s.run}"
+    if s.dataset:
+        return s.dataset
+    return ""
+
+
+def format_table(plan: Plan, rules: Iterable[str] | None = None, jobs: bool = True) -> str:
+    card = plan.device.gpu or GPUS[DEFAULT_GPU]
+    lines = []
+    cal = plan.calibration
+    lines.append(f"plan of {len(plan.jobs)} jobs; training on {plan.device.accelerator}"
+                 + (f" ({card.label}, matmul {matmul_precision()})" if plan.device.accelerator == "gpu" else "")
+                 + f"; memory limit per training job: "
+                 + (f"{plan.device.limit_mb:,.0f} MB ({plan.device.source})" if plan.device.limit_mb else "none"))
+    lines.append(f"CPU rates: {cal.describe()}; GPU column: {card.label}, {GPU_EFFICIENCY['matmul']:.0%} of "
+                 f"{'TF32' if matmul_precision() == 'tf32' and card.tf32_tflops else 'FP32'} peak (stated)")
+    header = (f"{'rule':<22} {'job':<34} {'seeds':>5} {'FLOPs':>8} {'peak MB':>9} {'GPU MB':>8} "
+              f"{'CPU time':>9} {'GPU time':>9} {'mem_mb':>7} {'runtime':>7} {'gpu':>3}  note")
+    selected = [j for j in plan.jobs if rules is None or j.spec.rule in set(rules)]
+    if jobs:
+        lines += [header, "-" * len(header)]
+        for j in selected:
+            lines.append(
+                f"{j.spec.rule:<22} {job_label(j):<34} {j.seeds or '':>5} {human_flops(j.work.flops):>8} "
+                f"{j.peak_mb:>9,.0f} {'' if j.device_mb is None else f'{j.device_mb:,.0f}':>8} "
+                f"{human_seconds(j.cpu_total):>9} {human_seconds(j.gpu_total):>9} {j.resources['mem_mb']:>7} "
+                f"{j.resources['runtime']:>7} {j.resources['gpu']:>3}  {j.note}")
+    lines.append("")
+    lines += _totals(plan, selected, "per rule", lambda j: j.spec.rule)
+    lines += _totals(plan, selected, "per dataset", lambda j: j.spec.dataset or "(all datasets)")
+    lines += _totals(plan, selected, "whole config", lambda j: "total")
+    return "\n".join(lines)
+
+
+def _totals(plan: Plan, jobs: list[JobPlan], title: str, key) -> list[str]:
+    groups: dict[str, list[JobPlan]] = {}
+    for j in jobs:
+        groups.setdefault(key(j), []).append(j)
+    head = (f"{title:<22} {'jobs':>5} {'FLOPs':>8} {'max peak MB':>11} {'max GPU MB':>10} {'CPU time':>9} "
+            f"{'GPU path':>9} {'GPU-hours':>9}")
+    out = [head, "-" * len(head)]
+    for name, group in groups.items():
+        gpu_path = sum(j.gpu_total if j.gpu_total is not None else j.cpu_total for j in group)
+        gpu_hours = sum(j.gpu_total for j in group if j.gpu_total is not None) / 3600
+        device = max((j.device_mb or 0 for j in group), default=0)
+        out.append(f"{name:<22} {len(group):>5} {human_flops(sum(j.work.flops for j in group)):>8} "
+                   f"{max(j.peak_mb for j in group):>11,.0f} {device:>10,.0f} "
+                   f"{human_seconds(sum(j.cpu_total for j in group)):>9} {human_seconds(gpu_path):>9} "
+                   f"{gpu_hours:>9.2f}")
+    return out + [""]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ntkvae.plan", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=str(ROOT / "config.yaml"), help="config YAML (default: config.yaml)")
+    p.add_argument("--accelerator", choices=["cpu", "gpu"], help="override compute.accelerator")
+    p.add_argument("--gpu", choices=sorted(GPUS), help="override compute.gpu (the card training jobs run on)")
+    p.add_argument("--memory-limit-mb", type=float, help="override compute.memory_limit_mb")
+    p.add_argument("--jobs", nargs="*", metavar="RULE", help="list only these rules' jobs (no RULE: none)")
+    p.add_argument("--calibration", help=f"calibration JSON (default {CALIBRATION_PATH.relative_to(ROOT)})")
+    p.add_argument("--calibrate", action="store_true", help="measure this CPU now instead of reading the file")
+    p.add_argument("--json", help="also write the plan as JSON to this file")
+    args = p.parse_args(argv)
+    import yaml
+
+    try:
+        with open(args.config) as fh:
+            config = yaml.safe_load(fh) or {}
+        if args.memory_limit_mb is not None:
+            config.setdefault("compute", {})["memory_limit_mb"] = args.memory_limit_mb
+        if args.calibrate:
+            from . import calibration
+
+            cal = Calibration(calibration.measure())
+        else:
+            cal = Calibration.load(args.calibration)
+        plan = plan_config(config, calibration=cal, accelerator=args.accelerator, gpu=args.gpu)
+    except (PlanError, C.ConfigError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    show_jobs = args.jobs is None or bool(args.jobs)
+    print(format_table(plan, rules=args.jobs or None, jobs=show_jobs))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(to_json(plan), indent=1))
+    return 0
+
+
+def to_json(plan: Plan) -> list[dict]:
+    return [{"rule": j.spec.rule, "output": j.spec.output, "dataset": j.spec.dataset, "run": j.spec.run,
+             "width": j.spec.width, "seeds": j.seeds, "flops": j.work.flops, "peak_mb": j.peak_mb,
+             "device_mb": j.device_mb, "host_mb": j.host_mb, "cpu_s": j.cpu_s, "gpu_s": j.gpu_s,
+             "arithmetic_cpu_s": j.arithmetic_cpu_s, "resources": j.resources, "memory": j.memory,
+             "work": j.work.phases, "note": j.note} for j in plan.jobs]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
