@@ -233,6 +233,12 @@ class Training:
         return weights + ((2 * m + 2 * mz + d) if self.bias else 0)
 
     @property
+    def trained_parameters(self) -> int:
+        """Parameters the optimizer updates: all, or all but Wsigma (and bsigma) when it is frozen."""
+        frozen = 0 if self.train_sigma else self.latent * self.width + (self.latent if self.bias else 0)
+        return self.parameters - frozen
+
+    @property
     def evaluations(self) -> int:
         """Evaluations per job: at step 0, every log_every steps and at the last (training.log_points)."""
         return len(range(0, self.steps, self.log_every)) + 1
@@ -281,7 +287,7 @@ class Training:
         P = self.parameters
         w.add("steps", flops32=S * self.steps * (self.forward_flops(n) + self.backward_flops(n)),
               activations=S * self.steps * self.activation_elements(n),
-              parameters=S * self.steps * P * self.update_elements, steps=self.steps)
+              parameters=S * self.steps * self.trained_parameters * self.update_elements, steps=self.steps)
         E, K = self.evaluations, self.eval_samples
         w.add("evaluation", flops32=S * E * (self.encode_flops(n) + K * self.decode_flops(n)),
               activations=S * E * K * self.activation_elements(n), parameters=S * E * 2 * P, calls=E)
@@ -299,13 +305,13 @@ class Training:
         """Bytes alive at the job's peak (float32 arrays), by kind."""
         S, P, n = self.seeds, self.parameters, self.n
         m, mz, d = self.width, self.latent, self.d
-        per = S * P * F32
+        per, trained = S * P * F32, S * self.trained_parameters * F32
         arrays = {
             "parameters": per,
             "initial copy": per,           # params0, for the weight change
-            "gradients": per,
+            "gradients": trained,          # XLA drops the gradient of a frozen Wsigma
             "update": per,                 # the new parameters before the old ones are released
-            "optimizer": per * (0 if self.optimizer == "sgd" else 2),
+            "optimizer": trained * (0 if self.optimizer == "sgd" else 2),   # Adam's two moments
             # saved for the backward pass and its vectors: phi, phi' and g at both hidden layers,
             # the backward vectors there; mu, s, eps, exp(s/2), z; xhat, residual, x.
             "activations": S * F32 * n * (8 * m + 6 * mz + 3 * d),
@@ -322,8 +328,7 @@ class Training:
 
 def checkpoint_host_bytes(job: Training) -> float:
     """Host copies made by a checkpoint on a GPU (parameters, initial copy, optimizer state)."""
-    per = job.seeds * job.parameters * F32
-    return per * (2 + (0 if job.optimizer == "sgd" else 2))
+    return job.seeds * F32 * (2 * job.parameters + (0 if job.optimizer == "sgd" else 2 * job.trained_parameters))
 
 
 # ---------------------------------------------------------------------------- kernel jobs
@@ -677,7 +682,7 @@ def seeds_per_part(config: Mapping, dataset: Mapping, run: str, width: int, devi
     need_one = training_device_mb(one, device, cal)
     if need_one > device.limit_mb:
         parts = {k: v / MB for k, v in one.memory().items() if v}
-        detail = ", ".join(f"{k} {v:,.0f} MB" for k, v in parts.items())
+        detail = ", ".join(f"{k} {v:,.1f} MB" for k, v in parts.items())
         raise PlanError(
             f"train {dataset['name']}/{run}/w{width}: one seed needs {need_one:,.0f} MB ({detail}), more than "
             f"the {device.limit_mb:,.0f} MB one job may use on this device ({device.source}). Change one of: "

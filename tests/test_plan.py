@@ -1,0 +1,242 @@
+"""The plan (ntkvae.plan): its job list, its counts against independent estimates, the split by seed.
+
+The timing and memory model as a whole is checked against a real workflow's benchmark files
+in tests/test_plan_workflow.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, normalized_inputs
+from ntkvae import config as C
+from ntkvae import kernels as K
+from ntkvae import model as M
+from ntkvae import plan as P
+from ntkvae.training import Settings, Trainer
+
+
+def small_training(**overrides) -> P.Training:
+    fields = dict(n=64, d=48, width=512, latent=512, seeds=1, steps=1, log_every=1, eval_samples=1,
+                  train_sigma=False, optimizer="sgd", bias=False, probe_size=16, probe_samples=1,
+                  probe_outputs=8, reconstructions=0, checkpoint_every=0)
+    fields.update(overrides)
+    return P.Training(**fields)
+
+
+def xla_flops(fn, *args) -> float:
+    """XLA's own count of a compiled function's FLOPs (every dot and elementwise op; a scan's
+    body is counted once, so the scans below have length 1)."""
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+
+@pytest.fixture(scope="module")
+def trainer_parts():
+    x = normalized_inputs(64, 48)
+    out = {}
+    for train_sigma in (False, True):
+        settings = Settings(steps=1, seeds=(0,), log_every=1, train_sigma=train_sigma, eval_noise_samples=1)
+        trainer = Trainer(M.Architecture(), 512, settings, x)
+        state = trainer.init_state()
+        one = jax.tree.map(lambda a: a[0], {k: state[k] for k in ("params", "opt_state", "noise_key", "eval_key")})
+        out[train_sigma] = (trainer, one)
+    return x, out
+
+
+# Tolerance: XLA also counts the elementwise work (activations, noise, loss, update), which the
+# plan counts separately in elements; at width 512 it is 2-3 % of the products' FLOPs.
+FLOP_RTOL = 0.05
+
+
+@pytest.mark.parametrize("train_sigma", [False, True])
+def test_step_flops_match_xla(trainer_parts, train_sigma):
+    _, parts = trainer_parts
+    trainer, one = parts[train_sigma]
+    measured = xla_flops(trainer._step_one, one["params"], one["opt_state"], one["noise_key"], jnp.int32(0))
+    job = small_training(train_sigma=train_sigma)
+    assert measured == pytest.approx(job.forward_flops(64) + job.backward_flops(64), rel=FLOP_RTOL)
+
+
+def test_evaluation_flops_match_xla(trainer_parts):
+    _, parts = trainer_parts
+    trainer, one = parts[False]
+    measured = xla_flops(trainer._evaluate_one, one["params"], one["params"], one["eval_key"], jnp.int32(0))
+    job = small_training()
+    # 8 %: the evaluation adds the weight-change norms (5 groups) and the noise draws.
+    assert measured == pytest.approx(job.encode_flops(64) + job.decode_flops(64), rel=0.08)
+
+
+@pytest.mark.parametrize("probe_size,outputs", [(16, 8), (32, 4)])
+def test_probe_flops_match_xla(trainer_parts, probe_size, outputs):
+    x, parts = trainer_parts
+    _, one = parts[False]
+    coords = jnp.asarray(K.output_coordinates(48, outputs))
+    xs = jnp.asarray(x[:probe_size])
+    measured = float(K._theta_m_jit.lower(one["params"], xs, M.Architecture(), jax.random.PRNGKey(0), 1, coords)
+                     .compile().cost_analysis()["flops"])
+    job = small_training(probe_size=probe_size, probe_outputs=outputs)
+    assert measured == pytest.approx(job.probe_work()[0], rel=FLOP_RTOL)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("latent", ["same", 7])
+def test_state_memory_matches_the_arrays(optimizer, latent):
+    """Parameters, initial copy and optimizer state: the plan's bytes are the arrays' bytes."""
+    x = normalized_inputs(16, 12)
+    arch = M.Architecture(latent_width=latent, bias=True)
+    trainer = Trainer(arch, 24, Settings(steps=1, seeds=(0, 1, 2), optimizer=optimizer), x)
+    state = trainer.init_state()
+    # arrays with a seed axis (ndim > 1); Adam's step count (seeds,) is left out of the plan
+    nbytes = lambda tree: sum(a.nbytes for a in jax.tree_util.tree_leaves(tree) if a.ndim > 1)
+    job = small_training(n=16, d=12, width=24, latent=arch.latent_dim(24), seeds=3, optimizer=optimizer, bias=True)
+    memory = job.memory()
+    assert memory["parameters"] == nbytes(state["params"])
+    assert memory["initial copy"] == nbytes(state["params0"])
+    assert memory["optimizer"] == nbytes(state["opt_state"])
+
+
+def test_input_dims_match_prepared_data(tmp_path):
+    from ntkvae import datasets
+
+    for name in ("digits", "sprites"):
+        raw = datasets.digits_subset(4, 0) if name == "digits" else datasets.sprites_subset(4, 0)
+        assert int(np.prod(raw.images.shape[1:])) == P.INPUT_DIMS[name]
+
+
+def test_unknown_dataset_dimension_is_named():
+    with pytest.raises(P.PlanError, match="input dimension of dataset 'faces'"):
+        P.input_dim("faces")
+
+
+def summary_jobs(configfile) -> set[tuple[str, str]]:
+    """(rule, output) of every job `snakemake --summary` lists (PNG and TSV companions dropped)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(configfile),
+                              "--directory", workdir, "--summary"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split("\t") for line in out.stdout.splitlines()[1:]]
+    return {(r[2], r[0]) for r in rows if len(r) > 2 and not r[0].endswith((".png", ".tsv"))}
+
+
+@pytest.mark.parametrize("configfile", ["tests/configs/tiny.yaml", "config.yaml", "configs/paper.yaml"])
+def test_jobs_are_the_workflows_jobs(configfile):
+    """The plan lists exactly the jobs Snakemake would run (no split: no memory limit)."""
+    config = yaml.safe_load((ROOT / configfile).read_text())
+    planned = {(j.rule, j.output) for j in P.workflow_jobs(config)}
+    assert planned == summary_jobs(ROOT / configfile)
+
+
+# ---------------------------------------------------------------- the split by seed
+
+
+def fake_calibration(**jobs) -> P.Calibration:
+    """Round numbers instead of a measurement: the split depends only on memory."""
+    base = {kind: {"seconds": 1.0, "rss_mb": 400.0} for kind in ("data", "train", "kernel", "predict", "figure",
+                                                                 "provenance")}
+    base.update(jobs)
+    return P.Calibration({
+        "date": "test", "machine": {}, "train": {"matmul_flops_per_s": 1e11, "activation_element_s": 1e-9,
+                                                 "parameter_element_s": 1e-9, "step_s": 1e-4, "call_s": 1e-3},
+        "gemm_f64_flops_per_s": 2e10, "eigh_s_per_n3": 1e-9, "einsum_s_per_n3": 4e-9, "write_bytes_per_s": 1e9,
+        "theta_inf_entry_s": {"erf": 1e-7, "relu": 1e-7, "tanh": 1e-7}, "data_example_s": {}, "jobs": base})
+
+
+def tiny_config(**compute):
+    config = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    config["compute"] = dict({"accelerator": "cpu"}, **compute)
+    return config
+
+
+def test_no_limit_no_split():
+    plan = P.plan_config(tiny_config(), calibration=fake_calibration())
+    assert not [j for j in plan.jobs if j.spec.rule == "train_part"]
+
+
+def need_mb(cfg, dataset, run, width, seeds=None) -> float:
+    job = P.Training.from_config(cfg, dataset, run, width, seeds=seeds)
+    return 400.0 + sum(job.memory().values()) / P.MB       # fake_calibration's base of a training job
+
+
+def test_a_job_over_the_limit_is_split_by_seed():
+    """A limit between one and two seeds of the largest job: exactly the jobs whose seeds do
+    not fit together run as part jobs (one per seed here) and a merge, each part within the
+    limit; the other jobs are unchanged."""
+    config = tiny_config()
+    cal = fake_calibration()
+    cfg = P.with_figure_runs(config)
+    sprites = next(d for d in cfg["datasets"] if d["name"] == "sprites")
+    limit = (need_mb(cfg, sprites, "act_erf", 128, 1) + need_mb(cfg, sprites, "act_erf", 128)) / 2
+    config["compute"]["memory_limit_mb"] = limit
+    plan = P.plan_config(config, calibration=cal)
+    unsplit = P.plan_config(tiny_config(), calibration=cal)
+    datasets = {d["name"]: d for d in cfg["datasets"]}
+    expected_split = {j.spec.output for j in unsplit.jobs if j.spec.rule == "train"
+                      and need_mb(cfg, datasets[j.spec.dataset], j.spec.run, j.spec.width) > limit}
+    assert "results/train/sprites/act_erf/w128.h5" in expected_split
+    assert "results/train/digits/mse/w16.h5" not in expected_split
+    merges = {j.spec.output: j for j in plan.jobs if j.spec.rule == "merge_train_parts"}
+    assert set(merges) == expected_split
+    parts = [j for j in plan.jobs if j.spec.rule == "train_part"]
+    assert all(j.peak_mb <= limit for j in parts)
+    for output in expected_split:
+        seeds = [j.spec.part for j in parts if P.train_output(j.spec.dataset, j.spec.run, j.spec.width) == output]
+        assert sorted(s for part in seeds for s in part) == sorted(
+            C.run_settings(cfg, merges[output].spec.run)["seeds"])
+    assert len(plan.jobs) == len(unsplit.jobs) + len(parts)     # each split job: its parts, the merge in its place
+
+
+def test_parts_are_balanced():
+    config = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())
+    config["compute"] = {"accelerator": "gpu", "gpu": "h100-sxm"}
+    cfg = P.with_figure_runs(config)
+    cars = next(d for d in cfg["datasets"] if d["name"] == "cars3d")
+    device = P.Device.from_config(cfg)
+    parts = P.train_parts(cfg, cars, "mse", 16384, device, fake_calibration())
+    assert parts == [(0, 1, 2), (3, 4)]
+
+
+def test_a_seed_that_cannot_fit_is_refused_with_the_numbers():
+    config = tiny_config(memory_limit_mb=401)
+    with pytest.raises(P.PlanError) as err:
+        P.plan_config(config, calibration=fake_calibration())
+    message = str(err.value)
+    assert "one seed needs" in message and "401 MB" in message
+    assert "compute.memory_limit_mb" in message and "widths" in message
+
+
+def test_gpu_limit_is_the_cards_memory():
+    config = tiny_config()
+    config["compute"] = {"accelerator": "gpu", "gpu": "a100-40gb"}
+    device = P.Device.from_config(config)
+    assert device.limit_mb == pytest.approx(40e3 - P.GPU_RESERVED_MB)
+    assert device.gpu.name == "a100-40gb"
+
+
+def test_request_grows_with_the_attempt():
+    first, second = P.request(1000, 600, 1), P.request(1000, 600, 2)
+    assert first == {"mem_mb": 1500, "runtime": 20}
+    assert second == {"mem_mb": 2250, "runtime": 40}
+
+
+def test_cli_prints_totals(tmp_path):
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps(fake_calibration().data))
+    out = subprocess.run([sys.executable, "-m", "ntkvae.plan", "--config", str(ROOT / "tests/configs/tiny.yaml"),
+                          "--calibration", str(cal), "--jobs", "train"], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"},
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "per rule" in out.stdout and "per dataset" in out.stdout and "whole config" in out.stdout
+    assert "digits/mse/w16" in out.stdout and "kernel " not in out.stdout.split("per rule")[0]
