@@ -28,23 +28,22 @@ def main() -> None:
     result = calibration.measure(quick=args.quick)
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    t = result["train"]
     print(f"{result['date']} {result['machine']['cpu']} ({result['machine']['cores']} cores), load {result['load']}")
-    print(f"train: {t['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s in products, {t['activation_element_s'] * 1e9:.2f} ns "
-          f"per activation element, {t['parameter_element_s'] * 1e9:.2f} ns per parameter element, "
-          f"{t['step_s'] * 1e6:.0f} us per step, {t['call_s'] * 1e3:.2f} ms per call (fit error "
-          f"{t['max_fit_error']:.0%})")
-    print(f"{'n':>5} {'d':>5} {'width':>6} {'chunk s':>9} {'fit':>9} {'eval s':>9} {'fit':>9}")
-    for s in t["samples"]:
-        print(f"{s['n']:>5} {s['d']:>5} {s['width']:>6} {s['chunk_s']:>9.4f} {s['chunk_fit_s']:>9.4f} "
-              f"{s['evaluate_s']:>9.4f} {s['evaluate_fit_s']:>9.4f}")
-    print(f"float64 GEMM {result['gemm_f64_flops_per_s'] / 1e9:.1f} GFLOP/s, eigh {result['eigh_s_per_n3'] * 1e9:.2f} "
-          f"ns/n^3, einsum {result['einsum_s_per_n3'] * 1e9:.2f} ns/n^3, HDF5 write "
-          f"{result['write_bytes_per_s'] / 1e6:.0f} MB/s")
-    print("theta_inf ns per entry: " + ", ".join(f"{k} {v * 1e9:.1f}" for k, v in result["theta_inf_entry_s"].items()))
-    print(f"{'job':<12} {'start-up s':>10} {'base MB':>8}")
+    for clock, r in result["rates"].items():
+        print(f"[{clock}] products {r['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s, {r['activation_element_s'] * 1e9:.2f} ns "
+              f"per activation element, {r['parameter_element_s'] * 1e9:.2f} ns per parameter element, "
+              f"{r['step_s'] * 1e6:.0f} us per step, {r['call_s'] * 1e3:.2f} ms per call (fit error "
+              f"{r['max_fit_error']:.0%}); float64 GEMM {r['gemm_f64_flops_per_s'] / 1e9:.1f} GFLOP/s, eigh "
+              f"{r['eigh_s_per_n3'] * 1e9:.2f} ns/n^3, einsum {r['einsum_s_per_n3'] * 1e9:.2f} ns/n^3, HDF5 "
+              f"{r['write_bytes_per_s'] / 1e6:.0f} MB/s; theta_inf ns/entry "
+              + ", ".join(f"{k} {v * 1e9:.0f}" for k, v in r["theta_inf_entry_s"].items()))
+    print(f"{'n':>5} {'d':>5} {'width':>6} {'chunk s':>9} {'fit':>9} {'eval s':>9} {'fit':>9}   (wall)")
+    for s in result["train_samples"]:
+        print(f"{s['n']:>5} {s['d']:>5} {s['width']:>6} {s['chunk_s']['wall']:>9.4f} {s['chunk_fit_s']['wall']:>9.4f} "
+              f"{s['evaluate_s']['wall']:>9.4f} {s['evaluate_fit_s']['wall']:>9.4f}")
+    print(f"{'job':<12} {'start-up s':>10} {'CPU s':>8} {'base MB':>8}")
     for kind, j in result["jobs"].items():
-        print(f"{kind:<12} {j['seconds']:>10.2f} {j['rss_mb']:>8.0f}")
+        print(f"{kind:<12} {j['seconds']:>10.2f} {j['cpu_seconds']:>8.2f} {j['rss_mb']:>8.0f}")
     print(f"wrote {args.out} ({result['seconds']:.0f} s)")
 
 

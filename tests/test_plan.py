@@ -143,14 +143,13 @@ def test_jobs_are_the_workflows_jobs(configfile):
 
 def fake_calibration(**jobs) -> P.Calibration:
     """Round numbers instead of a measurement: the split depends only on memory."""
-    base = {kind: {"seconds": 1.0, "rss_mb": 400.0} for kind in ("data", "train", "kernel", "predict", "figure",
-                                                                 "provenance")}
+    base = {kind: {"seconds": 1.0, "cpu_seconds": 1.0, "rss_mb": 400.0}
+            for kind in ("data", "train", "kernel", "predict", "figure", "provenance")}
     base.update(jobs)
-    return P.Calibration({
-        "date": "test", "machine": {}, "train": {"matmul_flops_per_s": 1e11, "activation_element_s": 1e-9,
-                                                 "parameter_element_s": 1e-9, "step_s": 1e-4, "call_s": 1e-3},
-        "gemm_f64_flops_per_s": 2e10, "eigh_s_per_n3": 1e-9, "einsum_s_per_n3": 4e-9, "write_bytes_per_s": 1e9,
-        "theta_inf_entry_s": {"erf": 1e-7, "relu": 1e-7, "tanh": 1e-7}, "data_example_s": {}, "jobs": base})
+    rates = {"matmul_flops_per_s": 1e11, "activation_element_s": 1e-9, "parameter_element_s": 1e-9, "step_s": 1e-4,
+             "call_s": 1e-3, "gemm_f64_flops_per_s": 2e10, "eigh_s_per_n3": 1e-9, "einsum_s_per_n3": 4e-9,
+             "write_bytes_per_s": 1e9, "theta_inf_entry_s": {"erf": 1e-7}, "data_example_s": {}}
+    return P.Calibration({"date": "test", "machine": {}, "rates": {"wall": rates, "cpu": rates}, "jobs": base})
 
 
 def tiny_config(**compute):

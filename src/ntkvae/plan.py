@@ -50,14 +50,20 @@ class PlanError(ValueError):
 # ---------------------------------------------------------------------------- datasets
 
 # Input dimension d = H * W * C of each dataset the workflow knows (datasets.py and tfdata/
-# write these shapes: digits 8x8, sprites and dSprites 64x64, MNIST 28x28, Cars3D 64x64x3).
-# The plan needs d before any data exist; tests/test_plan.py checks the offline ones against
-# prepared files.
-INPUT_DIMS = {"digits": 64, "sprites": 64 * 64, "mnist": 28 * 28, "dsprites": 64 * 64, "cars3d": 64 * 64 * 3}
+# write these shapes: digits 8x8, MNIST 28x28, sprites and dSprites 64x64, Cars3D 64x64x3);
+# the plan needs d before any data exist. tests/test_plan.py checks the offline ones against
+# prepared data.
+INPUT_DIMS = {"digits": 64, "mnist5k": 28 * 28, "sprites": 64 * 64, "mnist": 28 * 28, "dsprites": 64 * 64,
+              "cars3d": 64 * 64 * 3}
 TFDS_DATASETS = ("mnist", "dsprites", "cars3d")
 
 
-def input_dim(name: str) -> int:
+def input_dim(dataset: Mapping | str) -> int:
+    """d of a `datasets` entry (or a dataset name): sprites at `resolution` r has d = r^2."""
+    entry = {"name": dataset} if isinstance(dataset, str) else dataset
+    name = entry["name"]
+    if entry.get("resolution"):
+        return int(entry["resolution"]) ** 2
     try:
         return INPUT_DIMS[name]
     except KeyError:
@@ -145,12 +151,16 @@ class Calibration:
                             f"(or `python -m ntkvae.plan --calibrate`)")
         return cls(json.loads(path.read_text()))
 
-    def __getitem__(self, key):
-        return self.data[key]
+    def rates(self, clock: str = "wall") -> Mapping[str, Any]:
+        """Per-unit costs in wall seconds (this machine at its load) or CPU seconds (all threads)."""
+        return self.data["rates"][clock]
 
     def job(self, kind: str) -> Mapping[str, float]:
-        """Start-up seconds and resident memory (MB) of a minimal job of this kind."""
-        return self.data["jobs"][kind]
+        """Start-up (seconds, cpu_seconds) and resident memory (rss_mb) of a minimal job of this kind."""
+        try:
+            return self.data["jobs"][kind]
+        except KeyError:
+            raise PlanError(f"the calibration has no {kind!r} job; re-measure it (benchmarks/calibrate_plan.py)") from None
 
     def describe(self) -> str:
         m = self.data.get("machine", {})
@@ -214,7 +224,7 @@ class Training:
         kernels = config.get("kernels", {})
         latent = int(width) if model.get("latent_width", "same") == "same" else int(model["latent_width"])
         n = int(dataset["n"])
-        d = input_dim(dataset["name"])
+        d = input_dim(dataset)
         return cls(n=n, d=d, width=int(width), latent=latent,
                    seeds=len(settings["seeds"]) if seeds is None else int(seeds), steps=int(settings["steps"]),
                    log_every=int(settings["log_every"]), eval_samples=int(settings["eval_noise_samples"]),
@@ -378,22 +388,26 @@ def predict_work(n: int, d: int, steps: int, log_every: int) -> tuple[Work, dict
 # ---------------------------------------------------------------------------- time
 
 
-def cpu_seconds(work: Work, cal: Calibration, kind: str, activation: str = "erf") -> dict[str, float]:
-    """Seconds per phase on the calibrated CPU, plus the job's start-up ('start-up')."""
-    t = cal["train"]
-    out = {"start-up": float(cal.job(kind)["seconds"])}
-    entry = cal["theta_inf_entry_s"]
+def cpu_seconds(work: Work, cal: Calibration, kind: str, activation: str = "erf", clock: str = "wall"
+                ) -> dict[str, float]:
+    """Seconds per phase on the calibrated CPU, plus the job's start-up ('start-up'): wall
+    seconds (clock 'wall') or CPU seconds of the job's threads together (clock 'cpu')."""
+    t = cal.rates(clock)
+    start = cal.job(kind)
+    out = {"start-up": float(start["seconds"] if clock == "wall" else start["cpu_seconds"])}
+    entry = t["theta_inf_entry_s"]
     for phase, row in work.phases.items():
         s = (row.get("flops32", 0.0) / t["matmul_flops_per_s"]
              + row.get("activations", 0.0) * t["activation_element_s"]
              + row.get("parameters", 0.0) * t["parameter_element_s"]
              + row.get("steps", 0.0) * t["step_s"]
              + row.get("calls", 0.0) * t["call_s"]
-             + row.get("flops64", 0.0) / cal["gemm_f64_flops_per_s"]
-             + row.get("entries", 0.0) * entry.get(activation, entry["tanh"])
-             + row.get("n3_eigh", 0.0) * cal["eigh_s_per_n3"]
-             + row.get("n3_einsum", 0.0) * cal["einsum_s_per_n3"]
-             + row.get("io_bytes", 0.0) / cal["write_bytes_per_s"])
+             + row.get("flops64", 0.0) / t["gemm_f64_flops_per_s"]
+             + row.get("entries", 0.0) * entry.get(activation, entry["erf"])
+             + row.get("n3_eigh", 0.0) * t["eigh_s_per_n3"]
+             + row.get("n3_einsum", 0.0) * t["einsum_s_per_n3"]
+             + row.get("io_bytes", 0.0) / t["write_bytes_per_s"]
+             + row.get("examples", 0.0) * t["data_example_s"].get(activation, 0.0))
         out[phase] = s
     return out
 
@@ -556,8 +570,9 @@ class JobPlan:
     work: Work
     memory: dict[str, float]          # bytes of arrays at the peak, by kind
     base_mb: float                    # the process's own resident memory (interpreter, JAX, code)
-    cpu_s: dict[str, float]
+    cpu_s: dict[str, float]           # wall seconds per phase on the calibrated CPU
     gpu_s: dict[str, float] | None    # None: the job runs on a CPU either way
+    cpu_time_s: dict[str, float] = dataclasses.field(default_factory=dict)   # CPU seconds per phase
     device_mb: float | None = None    # GPU memory, for jobs on the GPU path
     host_mb: float = 0.0              # host memory the job's process needs where it runs
     resources: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -572,6 +587,10 @@ class JobPlan:
     @property
     def cpu_total(self) -> float:
         return sum(self.cpu_s.values())
+
+    @property
+    def cpu_time_total(self) -> float:
+        return sum(self.cpu_time_s.values())
 
     @property
     def gpu_total(self) -> float | None:
@@ -721,15 +740,16 @@ class Plan:
 
 
 def plan_config(config: Mapping, *, calibration: Calibration | None = None, accelerator: str | None = None,
-                gpu: str | None = None) -> Plan:
-    """Plan every job of `config` (a dict as read from YAML); raises PlanError for a job that cannot fit."""
+                gpu: str | None = None, specs: Iterable[JobSpec] | None = None) -> Plan:
+    """Plan every job of `config` (a dict as read from YAML), or the jobs `specs` of it (e.g.
+    the jobs of chosen targets); raises PlanError for a job that cannot fit."""
     cal = calibration or Calibration.load()
     cfg = with_figure_runs(config)
     device = Device.from_config(cfg, accelerator, gpu)
-    card = device.gpu or GPUS[gpu or DEFAULT_GPU] if (gpu or device.gpu) else GPUS[DEFAULT_GPU]
+    card = device.gpu or GPUS[gpu or DEFAULT_GPU]
     datasets = {d["name"]: d for d in cfg["datasets"]}
     planned: list[JobPlan] = []
-    for spec in workflow_jobs(cfg):
+    for spec in (workflow_jobs(cfg) if specs is None else specs):
         if spec.rule == "train":
             ds = datasets[spec.dataset]
             parts = train_parts(cfg, ds, spec.run, spec.width, device, cal)
@@ -753,7 +773,7 @@ def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gp
     work = job.work()
     base = cal.job("train")["rss_mb"]
     plan = JobPlan(spec, work, job.memory(), base, cpu_seconds(work, cal, "train"), gpu_seconds(work, card),
-                   seeds=seeds)
+                   cpu_seconds(work, cal, "train", clock="cpu"), seeds=seeds)
     arrays_mb = sum(plan.memory.values()) / MB
     if device.accelerator == "gpu":
         plan.device_mb = arrays_mb + GPU_RESERVED_MB
@@ -773,8 +793,8 @@ def _merge_plan(spec, cfg, ds, parts, cal) -> JobPlan:
     out_bytes = job.seeds * (job.steps * 3 + job.evaluations * 12 + 2 * job.probe_size ** 2 * 6) * F32
     w.add("read and write", io_bytes=2 * out_bytes)
     merge = dataclasses.replace(spec, rule="merge_train_parts")
-    plan = JobPlan(merge, w, {"outputs": 2 * out_bytes}, cal.job("data")["rss_mb"],
-                   cpu_seconds(w, cal, "data"), None, seeds=job.seeds, note=f"joins {len(parts)} parts")
+    plan = JobPlan(merge, w, {"outputs": 2 * out_bytes}, cal.job("data")["rss_mb"], cpu_seconds(w, cal, "data"), None,
+                   cpu_seconds(w, cal, "data", clock="cpu"), seeds=job.seeds, note=f"joins {len(parts)} parts")
     plan.host_mb = plan.peak_mb
     plan.resources = dict(request(plan.host_mb, plan.cpu_total), gpu=0)
     return plan
@@ -782,7 +802,7 @@ def _merge_plan(spec, cfg, ds, parts, cal) -> JobPlan:
 
 def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
     ds = datasets.get(spec.dataset)
-    n, d = (int(ds["n"]), input_dim(ds["name"])) if ds else (0, 0)
+    n, d = (int(ds["n"]), input_dim(ds)) if ds else (0, 0)
     w, arrays, kind = Work(), {}, "figure"
     if spec.rule == "kernel":
         w, arrays = kernel_work(n, d, spec.activation, cfg["kernels"])
@@ -805,10 +825,11 @@ def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
             arrays = {"kernel arrays": 2 * largest * largest * F64}
             w.add("read", io_bytes=2 * largest * largest * F64)
     base = cal.job(kind)["rss_mb"]
-    seconds = cpu_seconds(w, cal, kind, spec.activation or "erf")
-    if kind == "data" and spec.dataset in cal["data_example_s"]:
-        seconds["render"] = n * cal["data_example_s"][spec.dataset]   # procedural sprites
-    plan = JobPlan(spec, w, arrays, base, seconds, None)
+    if kind == "data":      # the procedural sprites are drawn one by one (rates: seconds per example)
+        w.add("render", examples=n)
+    key = spec.dataset if kind == "data" else (spec.activation or "erf")
+    plan = JobPlan(spec, w, arrays, base, cpu_seconds(w, cal, kind, key), None,
+                   cpu_seconds(w, cal, kind, key, clock="cpu"))
     plan.host_mb = plan.peak_mb
     plan.resources = dict(request(plan.host_mb, plan.cpu_total), gpu=0)
     if spec.rule == "fetch_tfds_dataset":
@@ -861,7 +882,7 @@ def find_job(plan: Plan, rule: str, **wildcards) -> JobPlan:
 
 
 def human_flops(x: float) -> str:
-    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
         if x >= scale:
             return f"{x / scale:.3g}{unit}"
     return f"{x:.0f}" if x else "-"
@@ -899,18 +920,23 @@ def format_table(plan: Plan, rules: Iterable[str] | None = None, jobs: bool = Tr
                  + (f" ({card.label}, matmul {matmul_precision()})" if plan.device.accelerator == "gpu" else "")
                  + f"; memory limit per training job: "
                  + (f"{plan.device.limit_mb:,.0f} MB ({plan.device.source})" if plan.device.limit_mb else "none"))
-    lines.append(f"CPU rates: {cal.describe()}; GPU column: {card.label}, {GPU_EFFICIENCY['matmul']:.0%} of "
-                 f"{'TF32' if matmul_precision() == 'tf32' and card.tf32_tflops else 'FP32'} peak (stated)")
-    header = (f"{'rule':<22} {'job':<34} {'seeds':>5} {'FLOPs':>8} {'peak MB':>9} {'GPU MB':>8} "
-              f"{'CPU time':>9} {'GPU time':>9} {'mem_mb':>7} {'runtime':>7} {'gpu':>3}  note")
+    lines.append(f"CPU rates: {cal.describe()} (CPU wall: this machine at that load; CPU-s: CPU seconds of all "
+                 f"the job's threads)")
+    lines.append(f"GPU time: {card.label}, {GPU_EFFICIENCY['matmul']:.0%} of its "
+                 f"{'TF32' if matmul_precision() == 'tf32' and card.tf32_tflops else 'FP32'} peak in products, "
+                 f"{GPU_EFFICIENCY['bandwidth']:.0%} of its bandwidth elsewhere (stated, not yet measured); "
+                 f"'cpu': a CPU job on either path")
+    header = (f"{'rule':<24} {'job':<32} {'seeds':>5} {'FLOPs':>8} {'peak MB':>8} {'GPU MB':>7} "
+              f"{'CPU wall':>8} {'CPU-s':>7} {'GPU time':>8} {'mem_mb':>7} {'runtime':>7} {'gpu':>3}  note")
     selected = [j for j in plan.jobs if rules is None or j.spec.rule in set(rules)]
     if jobs:
         lines += [header, "-" * len(header)]
         for j in selected:
             lines.append(
-                f"{j.spec.rule:<22} {job_label(j):<34} {j.seeds or '':>5} {human_flops(j.work.flops):>8} "
-                f"{j.peak_mb:>9,.0f} {'' if j.device_mb is None else f'{j.device_mb:,.0f}':>8} "
-                f"{human_seconds(j.cpu_total):>9} {human_seconds(j.gpu_total):>9} {j.resources['mem_mb']:>7} "
+                f"{j.spec.rule:<24} {job_label(j):<32} {j.seeds or '':>5} {human_flops(j.work.flops):>8} "
+                f"{j.peak_mb:>8,.0f} {'' if j.device_mb is None else f'{j.device_mb:,.0f}':>7} "
+                f"{human_seconds(j.cpu_total):>8} {human_seconds(j.cpu_time_total):>7} "
+                f"{human_seconds(j.gpu_total):>8} {j.resources['mem_mb']:>7} "
                 f"{j.resources['runtime']:>7} {j.resources['gpu']:>3}  {j.note}")
     lines.append("")
     lines += _totals(plan, selected, "per rule", lambda j: j.spec.rule)
@@ -923,16 +949,17 @@ def _totals(plan: Plan, jobs: list[JobPlan], title: str, key) -> list[str]:
     groups: dict[str, list[JobPlan]] = {}
     for j in jobs:
         groups.setdefault(key(j), []).append(j)
-    head = (f"{title:<22} {'jobs':>5} {'FLOPs':>8} {'max peak MB':>11} {'max GPU MB':>10} {'CPU time':>9} "
-            f"{'GPU path':>9} {'GPU-hours':>9}")
+    head = (f"{title:<24} {'jobs':>5} {'FLOPs':>8} {'max peak MB':>11} {'max GPU MB':>10} {'CPU wall':>9} "
+            f"{'CPU-s':>9} {'GPU path':>9} {'GPU-hours':>9}")
     out = [head, "-" * len(head)]
     for name, group in groups.items():
         gpu_path = sum(j.gpu_total if j.gpu_total is not None else j.cpu_total for j in group)
         gpu_hours = sum(j.gpu_total for j in group if j.gpu_total is not None) / 3600
         device = max((j.device_mb or 0 for j in group), default=0)
-        out.append(f"{name:<22} {len(group):>5} {human_flops(sum(j.work.flops for j in group)):>8} "
+        out.append(f"{name:<24} {len(group):>5} {human_flops(sum(j.work.flops for j in group)):>8} "
                    f"{max(j.peak_mb for j in group):>11,.0f} {device:>10,.0f} "
-                   f"{human_seconds(sum(j.cpu_total for j in group)):>9} {human_seconds(gpu_path):>9} "
+                   f"{human_seconds(sum(j.cpu_total for j in group)):>9} "
+                   f"{human_seconds(sum(j.cpu_time_total for j in group)):>9} {human_seconds(gpu_path):>9} "
                    f"{gpu_hours:>9.2f}")
     return out + [""]
 
