@@ -43,6 +43,22 @@ GB = 1e9
 F32, F64 = 4, 8
 
 
+# The training job's stability check at initialization (ntkvae.stability, SGD runs): Lanczos on
+# Hessian-vector products. Each product is the tangent pass of the linearized gradient (about
+# twice the products of a forward and backward pass), the gradient is linearized once per
+# chunk of CHUNK products; the iteration stops when converged to 1 %, at most 160 products.
+# STABILITY_ITERATIONS is the count the plan assumes (stated; the job logs its own count).
+STABILITY_ITERATIONS = 40
+STABILITY_CHUNK = 8
+
+
+def has_stability_check() -> bool:
+    """Whether this package's training job runs the stability check (the plan counts what the code does)."""
+    import importlib.util
+
+    return importlib.util.find_spec(f"{__package__}.stability") is not None
+
+
 class PlanError(ValueError):
     """A job that cannot run as configured (it does not fit its device); the message says what to change."""
 
@@ -301,6 +317,12 @@ class Training:
         E, K = self.evaluations, self.eval_samples
         w.add("evaluation", flops32=S * E * (self.encode_flops(n) + K * self.decode_flops(n)),
               activations=S * E * K * self.activation_elements(n), parameters=S * E * 2 * P, calls=E)
+        if self.optimizer == "sgd" and has_stability_check():
+            k = STABILITY_ITERATIONS
+            grad = self.forward_flops(n) + self.backward_flops(n)
+            w.add("stability check", flops32=S * (2 * k + math.ceil(k / STABILITY_CHUNK)) * grad,
+                  activations=S * 2 * k * self.activation_elements(n),
+                  parameters=S * k * 8 * self.trained_parameters, calls=math.ceil(k / STABILITY_CHUNK))
         probe_flops, probe_elements = self.probe_work()
         if self.probe_size:
             w.add("ntk probes", flops32=2 * S * probe_flops, activations=2 * S * probe_elements, calls=2 * S)
@@ -326,6 +348,12 @@ class Training:
             # the backward vectors there; mu, s, eps, exp(s/2), z; xhat, residual, x.
             "activations": S * F32 * n * (8 * m + 6 * mz + 3 * d),
         }
+        if self.optimizer == "sgd" and has_stability_check():
+            # Before training: three Lanczos vectors and the product's tangents (flat, per seed)
+            # where the gradients and update buffers will later be.
+            lanczos = 4 * trained
+            if lanczos > arrays["gradients"] + arrays["update"]:
+                arrays["stability check"] = lanczos - arrays["gradients"] - arrays["update"]
         p, k = self.probe_size, self.probe_outputs
         # Probe phase (after training): gradients, update and activations are gone; one seed's
         # parameters are sliced out and the backward vectors B_l of k outputs are stacked.
@@ -939,6 +967,7 @@ def format_table(plan: Plan, rules: Iterable[str] | None = None, jobs: bool = Tr
                 f"{human_seconds(j.gpu_total):>8} {j.resources['mem_mb']:>7} "
                 f"{j.resources['runtime']:>7} {j.resources['gpu']:>3}  {j.note}")
     lines.append("")
+    lines += run_table(plan)
     lines += _totals(plan, selected, "per rule", lambda j: j.spec.rule)
     lines += _totals(plan, selected, "per dataset", lambda j: j.spec.dataset or "(all datasets)")
     lines += _totals(plan, selected, "whole config", lambda j: "total")
@@ -961,6 +990,47 @@ def _totals(plan: Plan, jobs: list[JobPlan], title: str, key) -> list[str]:
                    f"{human_seconds(sum(j.cpu_total for j in group)):>9} "
                    f"{human_seconds(sum(j.cpu_time_total for j in group)):>9} {human_seconds(gpu_path):>9} "
                    f"{gpu_hours:>9.2f}")
+    return out + [""]
+
+
+def kl_scale(kl_scaling: str, latent: int) -> float:
+    """c(m_z) of objectives.kl_scale (repeated here: the plan imports no JAX)."""
+    return {"one": 1.0, "inv_sqrt_width": latent ** -0.5, "inv_width": 1.0 / latent}[kl_scaling]
+
+
+def run_table(plan: Plan) -> list[str]:
+    """Per run (over datasets): its training jobs' GPU-hours and requests, largest memory,
+    parts, and the regime numbers of its widest width (m/n, eta T/m, beta c(m_z) eta T for
+    the full objective)."""
+    card = plan.device.gpu or GPUS[DEFAULT_GPU]
+    train = [j for j in plan.jobs if j.spec.rule in ("train", "train_part")]
+    runs: dict[str, list[JobPlan]] = {}
+    for j in train:
+        runs.setdefault(j.spec.run, []).append(j)
+    head = (f"{'per run (training)':<24} {'jobs':>5} {'parts':>5} {'max GPU MB':>10} {'GPU-hours':>9} "
+            f"{'asked GPU-h':>11} {'longest':>8} {'CPU-s':>8} {'m/n':>7} {'eta T/m':>8} {'beta c eta T':>12}")
+    out = [f"training on {card.label}" + ("" if plan.device.accelerator == "gpu" else " (GPU columns; "
+                                                                                      "this config trains on cpu)"),
+           head, "-" * len(head)]
+    for run, jobs in runs.items():
+        s = C.run_settings(plan.config, run)
+        model = C.run_model(plan.config, run)
+        m = max(model["widths"])
+        n = max(int(d["n"]) for d in plan.config["datasets"])
+        latent = m if model.get("latent_width", "same") == "same" else int(model["latent_width"])
+        eta_t = float(s["learning_rate"]) * int(s["steps"])
+        kl = (f"{s['beta'] * kl_scale(s['kl_scaling'], latent) * eta_t:12.3g}" if s["objective"] == "vae"
+              else f"{'-':>12}")
+        gpu_h = sum(j.gpu_total for j in jobs) / 3600
+        asked = sum(j.resources["runtime"] for j in jobs if j.resources.get("gpu")) / 60
+        device = max(j.device_mb or sum(j.memory.values()) / MB + GPU_RESERVED_MB for j in jobs)
+        parts = sum(1 for j in jobs if j.spec.rule == "train_part")
+        out.append(f"{run:<24} {len(jobs):>5} {parts:>5} {device:>10,.0f} {gpu_h:>9.2f} {asked:>11.2f} "
+                   f"{human_seconds(max(j.gpu_total for j in jobs)):>8} "
+                   f"{human_seconds(sum(j.cpu_time_total for j in jobs)):>8} {m / n:>7.3g} {eta_t / m:>8.3g} {kl}")
+    total_h = sum(j.gpu_total for j in train) / 3600
+    asked = sum(j.resources["runtime"] for j in train if j.resources.get("gpu")) / 60
+    out.append(f"{'all runs':<24} {len(train):>5} {'':>5} {'':>10} {total_h:>9.2f} {asked:>11.2f}")
     return out + [""]
 
 
