@@ -61,11 +61,11 @@ def main() -> int:
     from ntkvae import calibration as measuring
 
     env, log = measuring.accounting_env(tmp, dict(os.environ, JAX_PLATFORMS="cpu"))
-    cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
+    # targets first: --configfile takes every argument after it
+    cmd = [sys.executable, "-m", "snakemake", *args.targets, "--cores", args.cores]
     if args.config:
         shutil.copy(ROOT / args.config, clone / "bench_config.yaml")
         cmd += ["--configfile", "bench_config.yaml"]
-    cmd += args.targets
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
