@@ -36,7 +36,8 @@ def test_compare_finds_the_largest_difference(tmp_path):
         fa["seeds"] = np.array([0, 1])
         fb["seeds"] = np.array([0, 1])
     worst, where = check.compare(a, b)
-    assert where == "train/objective" and worst == pytest.approx(3e-4, rel=1e-3)
+    # 1 %: the denominator carries ATOL / FLOAT32_RTOL = 0.01 beside |x| = 3
+    assert where == "train/objective" and worst == pytest.approx(3e-4, rel=0.01)
     assert worst > check.FLOAT32_RTOL        # a 3e-4 change is a difference, not rounding
 
 
