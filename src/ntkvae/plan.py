@@ -39,7 +39,6 @@ from . import config as C
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CALIBRATION_PATH = ROOT / "benchmarks" / "calibration" / "cpu.json"
 MB = 1e6
-GB = 1e9
 F32, F64 = 4, 8
 
 
@@ -372,7 +371,7 @@ def checkpoint_host_bytes(job: Training) -> float:
 # ---------------------------------------------------------------------------- kernel jobs
 
 
-def kernel_work(n: int, d: int, activation: str, kernels: Mapping, betas: int = 0) -> tuple[Work, dict[str, float]]:
+def kernel_work(n: int, d: int, kernels: Mapping) -> tuple[Work, dict[str, float]]:
     """Work and peak arrays (float64) of `compute_kernels kernel` for n examples of dimension d."""
     block = int(kernels.get("block_size", 1024))
     full = kernels.get("per_group", "probe") == "full"
@@ -416,8 +415,8 @@ def predict_work(n: int, d: int, steps: int, log_every: int) -> tuple[Work, dict
 # ---------------------------------------------------------------------------- time
 
 
-def cpu_seconds(work: Work, cal: Calibration, kind: str, activation: str = "erf", clock: str = "wall"
-                ) -> dict[str, float]:
+def cpu_seconds(work: Work, cal: Calibration, kind: str, *, activation: str = "erf", dataset: str = "",
+                clock: str = "wall") -> dict[str, float]:
     """Seconds per phase on the calibrated CPU, plus the job's start-up ('start-up'): wall
     seconds (clock 'wall') or CPU seconds of the job's threads together (clock 'cpu')."""
     t = cal.rates(clock)
@@ -435,7 +434,7 @@ def cpu_seconds(work: Work, cal: Calibration, kind: str, activation: str = "erf"
              + row.get("n3_eigh", 0.0) * t["eigh_s_per_n3"]
              + row.get("n3_einsum", 0.0) * t["einsum_s_per_n3"]
              + row.get("io_bytes", 0.0) / t["write_bytes_per_s"]
-             + row.get("examples", 0.0) * t["data_example_s"].get(activation, 0.0))
+             + row.get("examples", 0.0) * t["data_example_s"].get(dataset, 0.0))
         out[phase] = s
     return out
 
@@ -760,12 +759,6 @@ class Plan:
     calibration: Calibration
     jobs: list[JobPlan]
 
-    def by(self, key) -> dict[str, list[JobPlan]]:
-        groups: dict[str, list[JobPlan]] = {}
-        for job in self.jobs:
-            groups.setdefault(key(job), []).append(job)
-        return groups
-
 
 def plan_config(config: Mapping, *, calibration: Calibration | None = None, accelerator: str | None = None,
                 gpu: str | None = None, specs: Iterable[JobSpec] | None = None) -> Plan:
@@ -833,7 +826,7 @@ def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
     n, d = (int(ds["n"]), input_dim(ds)) if ds else (0, 0)
     w, arrays, kind = Work(), {}, "figure"
     if spec.rule == "kernel":
-        w, arrays = kernel_work(n, d, spec.activation, cfg["kernels"])
+        w, arrays = kernel_work(n, d, cfg["kernels"])
         kind = "kernel"
     elif spec.rule == "predict":
         s = C.run_settings(cfg, spec.run)
@@ -855,9 +848,9 @@ def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
     base = cal.job(kind)["rss_mb"]
     if kind == "data":      # the procedural sprites are drawn one by one (rates: seconds per example)
         w.add("render", examples=n)
-    key = spec.dataset if kind == "data" else (spec.activation or "erf")
-    plan = JobPlan(spec, w, arrays, base, cpu_seconds(w, cal, kind, key), None,
-                   cpu_seconds(w, cal, kind, key, clock="cpu"))
+    names = {"activation": spec.activation or "erf", "dataset": spec.dataset}
+    plan = JobPlan(spec, w, arrays, base, cpu_seconds(w, cal, kind, **names), None,
+                   cpu_seconds(w, cal, kind, clock="cpu", **names))
     plan.host_mb = plan.peak_mb
     plan.resources = dict(request(plan.host_mb, plan.cpu_total), gpu=0)
     if spec.rule == "fetch_tfds_dataset":
