@@ -32,7 +32,11 @@ log = logging.getLogger("ntkvae.seed_parts")
 # must be equal in every part. Every other dataset is per seed and is concatenated.
 SEEDLESS = ("train/step", "eval/step", "reconstructions/index", "generation/values", "ntk/probe_index")
 # Root attributes that are JSON dicts keyed by seed: joined. "seeds": the concatenated list.
-PER_SEED_ATTRS = ("diverged",)
+PER_SEED_ATTRS = ("diverged", "converged")
+# Attributes that summarize all seeds (the training job's stability check): how to join them.
+# A string value (e.g. "not applicable" for Adam) must be equal in every part instead.
+JOINS = {"stability_learning_rate": min, "lr_over_stability": max}
+GROUP_JOINS = {"stability": {"lanczos_steps": max, "converged": all, "seconds": sum}}
 # Attributes that describe the process, not the result: taken from the first part.
 PROCESS_ATTRS = ("command", "git_commit", "versions", "device", "data_file")
 
@@ -119,7 +123,11 @@ def merge(inputs: list[str], out: str) -> None:
                     target[name].attrs[key] = attr
             for group in _groups(files[0]):
                 for key, attr in files[0][group].attrs.items():
-                    if any(not _equal(f[group].attrs.get(key), attr) for f in files[1:]):
+                    values = [f[group].attrs.get(key) for f in files]
+                    join = GROUP_JOINS.get(group, {}).get(key)
+                    if join is not None:
+                        attr = join(values)
+                    elif any(not _equal(v, attr) for v in values[1:]):
                         raise io.InputFileError(f"merge: attribute {key} of {group} differs between the parts")
                     target.require_group(group).attrs[key] = attr
     finally:
@@ -166,6 +174,8 @@ def _merged_attrs(parts: list[dict], seeds: list[int], inputs) -> dict:
             out[key] = json.dumps(whole, sort_keys=True)
         elif key in PROCESS_ATTRS:
             out[key] = first[key]
+        elif key in JOINS and not isinstance(first[key], str):
+            out[key] = JOINS[key](values)
         else:
             if any(not _equal(v, first[key]) for v in values[1:]):
                 raise io.InputFileError(f"merge: attribute {key!r} differs between the parts ({inputs}); "
