@@ -185,7 +185,7 @@ def test_a_job_over_the_limit_is_split_by_seed():
                       and need_mb(cfg, datasets[j.spec.dataset], j.spec.run, j.spec.width) > limit}
     assert "results/train/sprites/act_erf/w128.h5" in expected_split
     assert "results/train/digits/mse/w16.h5" not in expected_split
-    merges = {j.spec.output: j for j in plan.jobs if j.spec.rule == "merge_train_parts"}
+    merges = {j.spec.output: j for j in plan.jobs if j.spec.rule == "train" and j.spec.merged}
     assert set(merges) == expected_split
     parts = [j for j in plan.jobs if j.spec.rule == "train_part"]
     assert all(j.peak_mb <= limit for j in parts)

@@ -538,14 +538,20 @@ class JobSpec:
     width: int = 0
     activation: str = ""
     part: tuple[int, ...] = ()      # the seeds of a part job (rule train_part)
+    merged: int = 0                 # rule train of a split job: the number of parts it joins
 
 
 def train_output(dataset: str, run: str, width: int) -> str:
     return f"results/train/{dataset}/{run}/w{width}.h5"
 
 
+def seeds_label(seeds: Sequence[int]) -> str:
+    """The {seeds} wildcard of a part file: 0-1-2."""
+    return "-".join(str(int(s)) for s in seeds)
+
+
 def train_part_output(dataset: str, run: str, width: int, seeds: Sequence[int]) -> str:
-    return f"results/train/{dataset}/{run}/w{width}/seeds{'-'.join(str(s) for s in seeds)}.h5"
+    return f"results/train/{dataset}/{run}/w{width}/seeds{seeds_label(seeds)}.h5"
 
 
 def workflow_jobs(config: Mapping) -> list[JobSpec]:
@@ -808,12 +814,13 @@ def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gp
 
 
 def _merge_plan(spec, cfg, ds, parts, cal) -> JobPlan:
-    """Joining part files: reading and writing the training outputs (no JAX)."""
+    """Joining part files (rule train of a split job: python -m ntkvae.seed_parts merge), reading
+    and writing the training outputs, on a CPU."""
     job = Training.from_config(cfg, ds, spec.run, spec.width)
     w = Work()
     out_bytes = job.seeds * (job.steps * 3 + job.evaluations * 12 + 2 * job.probe_size ** 2 * 6) * F32
     w.add("read and write", io_bytes=2 * out_bytes)
-    merge = dataclasses.replace(spec, rule="merge_train_parts")
+    merge = dataclasses.replace(spec, merged=len(parts))
     plan = JobPlan(merge, w, {"outputs": 2 * out_bytes}, cal.job("data")["rss_mb"], cpu_seconds(w, cal, "data"), None,
                    cpu_seconds(w, cal, "data", clock="cpu"), seeds=job.seeds, note=f"joins {len(parts)} parts")
     plan.host_mb = plan.peak_mb
@@ -879,11 +886,54 @@ def plan_for_workflow(config: Mapping, calibration_path: str | None = None) -> P
 
 def job_resources(config: Mapping, rule: str, attempt: int = 1, **wildcards) -> dict[str, int]:
     """mem_mb, runtime and gpu of one job of the workflow, from its plan (attempt: Snakemake's retry number)."""
-    plan = plan_for_workflow(config)
-    job = find_job(plan, rule, **wildcards)
-    host = job.host_mb
+    job = planned_job(config, rule, **wildcards)
     seconds = job.gpu_total if job.resources.get("gpu") else job.cpu_total
-    return dict(request(host, seconds, attempt), gpu=job.resources.get("gpu", 0))
+    return dict(request(job.host_mb, seconds, attempt), gpu=job.resources.get("gpu", 0))
+
+
+def planned_job(config: Mapping, rule: str, **wildcards) -> JobPlan:
+    """The plan of one job: from the workflow's plan of `rule all`, or planned on its own for a
+    target outside it (a run no figure reads, asked for by name)."""
+    plan = plan_for_workflow(config)
+    try:
+        return find_job(plan, rule, **wildcards)
+    except KeyError:
+        pass
+    dataset, run, width = wildcards.get("dataset", ""), wildcards.get("run", ""), int(wildcards.get("width", 0))
+    if rule in ("train", "train_part"):
+        spec = JobSpec("train", train_output(dataset, run, width), dataset=dataset, run=run, width=width)
+    elif rule == "kernel":
+        spec = JobSpec("kernel", f"results/kernels/{dataset}/{wildcards['activation']}.h5", dataset=dataset,
+                       activation=wildcards["activation"])
+    elif rule == "predict":
+        spec = JobSpec("predict", f"results/kernels/{dataset}/{run}/prediction.h5", dataset=dataset, run=run)
+    else:
+        raise KeyError(f"no planned {rule} job with {wildcards}")
+    alone = plan_config(plan.config, calibration=plan.calibration, accelerator=plan.device.accelerator,
+                        gpu=plan.device.gpu.name if plan.device.gpu else None, specs=[spec])
+    return find_job(alone, rule, **wildcards)
+
+
+def train_split(config: Mapping, dataset: str, run: str, width: int) -> list[tuple[int, ...]]:
+    """The seeds of each part job of a training job, or [] when it runs whole (rules/train.smk)."""
+    job = planned_job(config, "train", dataset=dataset, run=run, width=width)
+    if not job.spec.merged:
+        return []
+    return [j.spec.part for j in _parts_of(config, job)]
+
+
+def _parts_of(config: Mapping, merge: JobPlan) -> list[JobPlan]:
+    plan = plan_for_workflow(config)
+    s = merge.spec
+    parts = [j for j in plan.jobs if j.spec.rule == "train_part" and (j.spec.dataset, j.spec.run, j.spec.width)
+             == (s.dataset, s.run, s.width)]
+    if not parts:   # planned on its own
+        cfg = plan.config
+        ds = next(d for d in cfg["datasets"] if d["name"] == s.dataset)
+        seeds = train_parts(cfg, ds, s.run, s.width, plan.device, plan.calibration)
+        return [JobPlan(dataclasses.replace(s, rule="train_part", part=p, merged=0), Work(), {}, 0, {}, None)
+                for p in seeds]
+    return parts
 
 
 def find_job(plan: Plan, rule: str, **wildcards) -> JobPlan:
@@ -893,7 +943,7 @@ def find_job(plan: Plan, rule: str, **wildcards) -> JobPlan:
             continue
         spec = dataclasses.asdict(job.spec)
         if "seeds" in want:
-            spec["seeds"] = "-".join(map(str, job.spec.part))
+            spec["seeds"] = seeds_label(job.spec.part)
         if all(spec.get(k) == v for k, v in want.items()):
             return job
     raise KeyError(f"no planned {rule} job with {wildcards}")
@@ -921,7 +971,7 @@ def human_seconds(s: float | None) -> str:
 
 def job_label(job: JobPlan) -> str:
     s = job.spec
-    if s.rule in ("train", "train_part", "merge_train_parts"):
+    if s.rule in ("train", "train_part"):
         tail = f"/seeds{'-'.join(map(str, s.part))}" if s.part else ""
         return f"{s.dataset}/{s.run}/w{s.width}{tail}"
     if s.rule == "kernel":
@@ -996,7 +1046,7 @@ def run_table(plan: Plan) -> list[str]:
     parts, and the regime numbers of its widest width (m/n, eta T/m, beta c(m_z) eta T for
     the full objective)."""
     card = plan.device.gpu or GPUS[DEFAULT_GPU]
-    train = [j for j in plan.jobs if j.spec.rule in ("train", "train_part")]
+    train = [j for j in plan.jobs if j.spec.rule in ("train", "train_part") and not j.spec.merged]
     runs: dict[str, list[JobPlan]] = {}
     for j in train:
         runs.setdefault(j.spec.run, []).append(j)
