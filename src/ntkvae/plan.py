@@ -575,7 +575,8 @@ def workflow_jobs(config: Mapping) -> list[JobSpec]:
             jobs.append(JobSpec("fetch_tfds_dataset", f"results/data/tfds/{name}.json", dataset=name))
             jobs.append(JobSpec("convert_tfds_dataset", f"results/data/{name}.h5", dataset=name))
         else:
-            jobs.append(JobSpec("prepare_offline_data", f"results/data/{name}.h5", dataset=name))
+            rule = "prepare_mnist5k" if name == "mnist5k" else "prepare_offline_data"   # rules/data.smk
+            jobs.append(JobSpec(rule, f"results/data/{name}.h5", dataset=name))
         for run in sorted(trained_runs):
             for width in C.run_model(cfg, run)["widths"]:
                 jobs.append(JobSpec("train", train_output(name, run, width), dataset=name, run=run, width=int(width)))
