@@ -24,6 +24,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/kernels.smk"
 include: "rules/figures.smk"
+include: "rules/report.smk"
 
 
 localrules:
@@ -33,4 +34,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        all_figures(),
+        all_targets(),

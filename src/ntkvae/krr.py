@@ -14,15 +14,15 @@ the ridge Lambda set by the noise protocol, not by beta:
   constant loss floor), f_0 = f_bar_0.
 With c = 1 the lazy regime breaks and no kernel limit exists (`derived_ridge` returns None).
 Averaged over initializations (f_0 has mean 0) f* = Theta_bar (Theta_bar + Lambda)^{-1} Y.
-One eigendecomposition of Theta_bar serves every ridge.
+One eigendecomposition of Theta_bar serves every ridge. Numpy only (figures and claims use it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .dynamics import Spectrum
-from .objectives import KL_SCALINGS
+from .regime import KL_SCALINGS
+from .spectrum import Spectrum
 
 NOISE_PROTOCOLS = ("fresh", "fixed")
 LAZY_KL_SCALINGS = ("inv_sqrt_width", "inv_width")
@@ -84,3 +84,29 @@ def network_limit(theta_bar: np.ndarray, ridge: np.ndarray, y: np.ndarray, f0: n
     """f*(X) = f_bar_0 + Theta_bar (Theta_bar + Lambda)^{-1} (Y - f_0): the trained network's
     noise-averaged outputs on the training inputs for a given initialization (and fixed noise)."""
     return np.asarray(f0_bar, np.float64) + solve_diagonal(theta_bar, np.asarray(y) - np.asarray(f0), ridge)
+
+
+def seed_limit(spectrum: Spectrum, y: np.ndarray, f0: np.ndarray, f0_bar: np.ndarray, extra_ridge: float = 0.0) -> np.ndarray:
+    """f*(X) of one initialization with the noise fixed per example: f_bar_0 + Theta_bar (Theta_bar +
+    diag(D) + extra_ridge I)^{-1} (Y - f_0(X; eps)), D the trained groups' noise diagonal.
+
+    f0: the initial outputs with that seed's fixed noise draw; f0_bar: its noise-averaged initial
+    outputs. extra_ridge: a scalar ridge added to D (0 is the derived limit; the fitted
+    `effective_ridge` of a run is the one that best explains its outputs)."""
+    y, f0, f0_bar = (np.asarray(a, np.float64) for a in (y, f0, f0_bar))
+    dvec = spectrum.noise_diagonal + float(extra_ridge)
+    lam, vec = spectrum.mean_eigenvalues, spectrum.mean_eigenvectors
+    if np.ptp(dvec) <= 1e-6 * max(1e-300, float(np.max(np.abs(dvec)))):
+        gain = lam / (lam + float(np.mean(dvec)))
+        return f0_bar + vec @ (gain[:, None] * (vec.T @ (y - f0)))
+    return f0_bar + solve_diagonal((vec * lam) @ vec.T, y - f0, dvec)
+
+
+def ridgeless_limit(spectrum: Spectrum, y: np.ndarray, f0_bar: np.ndarray) -> np.ndarray:
+    """The noise-free kernel regression limit f_bar_0 + Theta_bar Theta_bar^+ (Y - f_bar_0): what the
+    mean function interpolates to under fresh noise, the candidate that fixed noise should *not* reach."""
+    y, f0_bar = np.asarray(y, np.float64), np.asarray(f0_bar, np.float64)
+    lam, vec = spectrum.mean_eigenvalues, spectrum.mean_eigenvectors
+    keep = lam > 1e-12 * np.max(np.abs(lam))
+    return f0_bar + vec[:, keep] @ (vec[:, keep].T @ (y - f0_bar))
+

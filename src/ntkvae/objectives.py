@@ -10,18 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-KL_SCALINGS = ("one", "inv_sqrt_width", "inv_width")
-
-
-def kl_scale(kl_scaling: str, latent_dim: int) -> float:
-    """c(m_z): 1, 1/sqrt(m_z) or 1/m_z."""
-    if kl_scaling == "one":
-        return 1.0
-    if kl_scaling == "inv_sqrt_width":
-        return float(latent_dim) ** -0.5
-    if kl_scaling == "inv_width":
-        return 1.0 / float(latent_dim)
-    raise ValueError(f"kl_scaling must be one of {KL_SCALINGS}, got {kl_scaling!r}")
+from .regime import KL_SCALINGS, kl_scale  # noqa: F401  (c(m_z) is defined once, JAX-free)
 
 
 def reconstruction_loss(xhat: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:

@@ -13,19 +13,10 @@ import logging
 import sys
 
 from . import io
+from .planning import FIGURES_BY_TOPIC
 
-FIGURES = {
-    "convergence": "ntkvae.figures.convergence",        # F1
-    "laziness": "ntkvae.figures.laziness",              # F2
-    "kernel_constancy": "ntkvae.figures.kernel_constancy",  # F3
-    "rate": "ntkvae.figures.rate",                      # F4
-    "krr": "ntkvae.figures.krr",                        # F5
-    "kl_beta": "ntkvae.figures.kl_beta",                # F6
-    "narrow_wide": "ntkvae.figures.narrow_wide",        # F7
-    "generation": "ntkvae.figures.generation",          # F8
-    "min_width": "ntkvae.figures.min_width",            # F9
-    "activations": "ntkvae.figures.activations",        # F10
-}
+# One entry per figure of planning.FIGURES: topic -> plotting module (ntkvae.figures.<topic>).
+FIGURES = {topic: figure.module for topic, figure in FIGURES_BY_TOPIC.items()}
 
 
 def main(argv=None) -> int:

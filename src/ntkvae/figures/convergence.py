@@ -1,9 +1,14 @@
-"""F1, convergence: training loss vs step per width, and the mean-function residual.
+"""F1, convergence: Theorem 1 in its own setting, beside the way VAEs are trained.
 
-Claim tested (Theorem 1): over-parameterized VAEs trained by gradient descent converge at a
-linear rate. The training objective is stochastic (fresh noise each step) and keeps an
-irreducible noise floor, so the right-hand panel separates the residual of the
-noise-averaged output, the quantity that converges, from that floor (dashed).
+Left, the theorem setting (noise fixed per example, Wsigma frozen, MSE, SGD, small n): the loss
+L(t) of each width (solid), each seed's own linearized trajectory of the trained kernel
+(dashed, same colour), and Theorem 1's bound exp(-eta lambda0 t / n) L(0) (dotted), lambda0 of
+the trained kernel on these examples; below, L(t) / bound(t), which the theorem keeps below 1.
+Right, as VAEs are trained (fresh noise every step): the noise-averaged residual (solid) and the
+prediction of the mean kernel with the SGD kicks (dashed black), each width labelled with its
+horizon eta T / m; below, the noise floor relative to its start against eta t / m: it is not
+irreducible at finite width, and it drifts on that time scale.
+Curves: geometric mean over seeds; band: min-max over seeds.
 """
 
 from __future__ import annotations
@@ -12,59 +17,96 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import style
-from .kernels import Kernel, data_targets, kernel_file_for, linearized_curve
-from .runs import by_run, describe, finite_or_nan, load_runs
+from ..results import measures
+from ..results import theorem as T
+from ..results.kernels import Kernel, data_targets, kernel_file_for, linearized_curve
+from ..results.runs import describe, finite_or_nan, load_runs
 
 
-def theory_overlay(ax, group, kernels, y):
-    """Black dashed: the linearized Theta_inf trajectory of the mean-function residual; dotted: the
-    Theorem 1 bound exp(-eta lambda0 t / n) L(0) in our normalization (docs/theory.md), from the
-    measured L(0) of the widest width."""
-    path = kernel_file_for(kernels, group[0].dataset, group[0].model["activation"])
-    if path is None:
-        return
-    kernel = Kernel(path)
-    steps = group[-1].data["eval"]["step"]
-    eta = group[-1].settings["learning_rate"]
-    predicted = linearized_curve(group[-1], kernel, kernels, y)
-    ax.plot(steps, predicted, **style.THEORY, label=r"linearized $\Theta_\infty$")
-    loss0 = float(np.exp(np.mean(np.log(group[-1].data["eval"]["mean_function_mse"][:, 0]))))
-    ax.plot(steps, loss0 * np.exp(-eta * kernel.lambda0 * steps / group[-1].n), color="black",
-            linestyle=":", linewidth=1.0, label=r"Thm 1 bound $e^{-\eta\lambda_0 t/n}L(0)$")
-    ax.legend(frameon=False, fontsize=6)
+def theorem_panels(ax_loss, ax_ratio, runs, kernels, y):
+    colors = style.width_colors([r.width for r in runs])
+    kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
+    for r in runs:
+        steps = T.outputs(r)["step"]
+        loss = T.sampled_losses(r, y)
+        style.mean_and_band(ax_loss, steps, loss, colors[r.width], f"m = {r.width}", log=True)
+        lin = T.linearized_losses(r, kernel, y)
+        ax_loss.plot(steps, measures.geometric_mean(lin), color=colors[r.width], linestyle="--", linewidth=0.9)
+        bounds = T.theorem1_bounds(r, kernel, y)
+        style.mean_and_band(ax_ratio, steps, loss / bounds, colors[r.width], f"m = {r.width}", log=False)
+    widest = runs[-1]
+    steps = T.outputs(widest)["step"]
+    bound = measures.geometric_mean(T.theorem1_bounds(widest, kernel, y))
+    lam0 = T.run_spectrum(widest, kernel).lambda0
+    ax_loss.plot(steps, bound, color="black", linestyle=":", linewidth=1.1,
+                 label=rf"Thm 1 bound, $\lambda_0$ = {lam0:.3g} (m = {widest.width})")
+    ax_loss.plot([], [], color="0.3", linestyle="--", linewidth=0.9, label=r"own linearized $\Theta_\infty$ trajectory")
+    ax_ratio.axhline(1.0, color="black", linestyle=":", linewidth=1.1, label="bound")
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel(r"$L(t) = \frac{1}{2n}|f_t(X;\epsilon) - Y|^2$")
+    ax_loss.set_title(f"theorem setting: noise fixed, Wsigma frozen, n = {widest.n}")
+    ax_ratio.set_ylabel(r"$L(t)\,/\,e^{-\eta\lambda_0 t/n}L(0)$")
+    ax_ratio.set_ylim(0, 1.15)
+    for ax in (ax_loss, ax_ratio):
+        ax.set_xlabel("gradient-descent step t")
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):
+def practical_panels(ax_res, ax_floor, runs, kernels, y):
+    colors = style.width_colors([r.width for r in runs])
+    kernel_path = kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]) if kernels else None
+    for r in runs:
+        ev = r.data["eval"]
+        eta = r.settings["learning_rate"]
+        horizon = eta * ev["step"][-1] / r.width
+        label = f"m = {r.width} (ηT/m = {horizon:.2g})"
+        style.mean_and_band(ax_res, ev["step"], finite_or_nan(ev["mean_function_mse"]), colors[r.width], label,
+                            log=True)
+        floor = finite_or_nan(ev["noise_floor"])
+        style.mean_and_band(ax_floor, eta * ev["step"] / r.width, floor / floor[:, :1], colors[r.width],
+                            f"m = {r.width}", log=False)
+        bad = ~measures.finite_seeds(r)
+        if bad.any():
+            ax_res.plot(ev["step"][-1:], [np.nanmax(floor)], **style.MARK_EXCLUDED)
+    if kernel_path and y is not None:
+        widest = runs[-1]
+        predicted = linearized_curve(widest, Kernel(kernel_path), kernels, y)
+        ax_res.plot(widest.data["eval"]["step"], predicted, color="black", linestyle="--", linewidth=1.0,
+                    label=r"mean kernel $\bar\Theta$ + SGD kicks (m = ∞)")
+    ax_res.set_yscale("log")
+    ax_res.set_xlabel("gradient-descent step t")
+    ax_res.set_ylabel(r"$\frac{1}{2n}\sum_i|E_\epsilon\hat x_i - x_i|^2$")
+    ax_res.set_title(f"as VAEs are trained: fresh noise ({describe(runs[0])}), n = {runs[0].n}")
+    ax_floor.set_xlabel(r"$\eta t / m$")
+    ax_floor.set_ylabel("noise floor / its value at t = 0")
+
+
+def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):
     style.apply()
+    settings = settings or {}
     runs = load_runs(paths)
-    y = data_targets(data) if kernels and data else None
-    groups = by_run(runs)
-    widths = sorted({r.width for r in runs})
-    colors = style.width_colors(widths)
-    fig, axes = plt.subplots(len(groups), 2, figsize=(style.FULL_WIDTH_IN, 2.2 * len(groups)), squeeze=False)
-    for row, (name, group) in enumerate(groups.items()):
-        ax_obj, ax_res = axes[row]
-        for r in group:
-            steps = r.data["train"]["step"]
-            style.mean_and_band(ax_obj, steps, finite_or_nan(r.data["train"]["objective"]), colors[r.width],
-                                f"m = {r.width}", log=True)
-            ev = r.data["eval"]
-            style.mean_and_band(ax_res, ev["step"], finite_or_nan(ev["mean_function_mse"]), colors[r.width],
-                                f"m = {r.width}", log=True)
-            floor = np.nanmean(finite_or_nan(ev["noise_floor"]), axis=0)
-            ax_res.plot(ev["step"], floor, color=colors[r.width], linestyle="--", linewidth=0.8)
-        if y is not None:
-            theory_overlay(ax_res, group, kernels, y)
-        ax_obj.set_title(f"run '{name}': training objective")
-        ax_obj.text(0.98, 0.95, describe(group[0]), transform=ax_obj.transAxes, ha="right", va="top", fontsize=6)
-        ax_res.set_title(f"run '{name}': noise-averaged residual (dashed: noise floor)")
-        for ax in (ax_obj, ax_res):
-            ax.set_yscale("log")
-            ax.set_xlabel("gradient-descent step t")
-        ax_obj.set_ylabel("objective, one noise draw")
-        ax_res.set_ylabel(r"$\frac{1}{2n}\sum_i\|E_\epsilon\hat x_i - x_i\|^2$")
-        ax_obj.legend(frameon=False, title="width", loc="lower left")
+    y = data_targets(data) if data else None
+    name = (settings.get("theorem_runs") or {}).get("mse")
+    theorem = sorted((r for r in runs if r.run == name and T.has_outputs(r)), key=lambda r: r.width)
+    practical_name = (settings.get("convergence_runs") or [None])[0]
+    practical = sorted((r for r in runs if r.run == practical_name), key=lambda r: r.width)
+    fig, axes = plt.subplots(2, 2, figsize=(style.FULL_WIDTH_IN, 4.6), gridspec_kw={"height_ratios": [3, 2]})
+    if theorem and kernels and y is not None:
+        theorem_panels(axes[0, 0], axes[1, 0], theorem, kernels, y)
+    else:
+        for ax in axes[:, 0]:
+            style.empty(ax, "no theorem-setting runs (config `theorems`) or no kernel file")
+    if practical:
+        practical_panels(axes[0, 1], axes[1, 1], practical, kernels, y)
+    else:
+        for ax in axes[:, 1]:
+            style.empty(ax, "no convergence run (figures.convergence_runs)")
+    for ax in axes.ravel():
+        if ax.axison:
+            style.log_ticks(ax)
+    for ax in axes[0]:
+        if ax.axison:
+            style.legend_below(ax, ncol=2)
     title = dataset or (runs[0].dataset if runs else "")
-    fig.suptitle(f"F1 convergence on {title} (n = {runs[0].n if runs else '?'}; mean over seeds, band: min-max)")
+    fig.suptitle(f"F1 convergence on {title}: Theorem 1 in its setting (left) and as VAEs are trained (right)")
     fig.tight_layout()
     style.save(fig, pdf, png, dpi)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from . import style
 from .images import ImageSpace, mosaic, show
-from .runs import describe, load_runs
+from ..results.runs import describe, load_runs
 
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, data=None):

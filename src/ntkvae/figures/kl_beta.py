@@ -12,8 +12,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .runs import load_runs
+from . import style
+from ..results import measures
+from ..results.runs import load_runs
 
 
 def beta_table(runs, key_fn):

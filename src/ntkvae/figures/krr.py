@@ -1,12 +1,16 @@
-"""F5, KRR connection: the trained VAE (full objective) against the kernel predictor, vs width.
+"""F5, KRR connection: Theorem 2 in its setting, the ridge beta adds at finite width, and practice.
 
-Claim tested (Theorem 2): with Wsigma frozen, training the full objective converges, as the
-width grows, to the kernel ridge regression of Theta_inf. Our derivation (docs/theory.md)
-finds that under the lazy KL normalizations beta's influence on the output vanishes with width
-and fresh noise gives no ridge, so every beta should approach the same kernel predictor: here
-the linearized Theta_inf model after the same number of steps (its t -> infinity limit is the
-KRR solution). One line per beta; the Wsigma-trained run (dash-dot) tests the paper's frozen-
-variance assumption. Distance on the training examples whose reconstructions were stored.
+Left, the theorem setting (noise fixed, Wsigma frozen, trained to convergence): the distance of
+each seed's noise-averaged output to its own KRR solution with the mean kernel and the noise
+ridge D (solid, fitted slope with its interval), and to the ridgeless kernel predictor (dashed),
+vs width: the limit is the ridge regression, not the interpolant. Middle: the ridge the KL term
+adds (the full-objective theorem runs, paired seed by seed with the beta = 0 run) relative to D,
+against beta c(m_z) eta t, the KL's cumulative pull; one line per run and width through its
+logged times (colour: the normalization c(m_z); marker: the width). Where the pull is small
+(shaded) beta drops out; where it is not, the ridge grows with training time, so the limits
+m -> inf and t -> inf do not commute. Right, as VAEs are trained (fresh noise): the beta sweep's
+distance to the mean-kernel predictor after the same number of steps (ridgeless, finite time),
+with Wsigma trained dash-dot; red crosses: recorded divergences.
 """
 
 from __future__ import annotations
@@ -14,37 +18,129 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .kernels import Kernel, data_targets, distance_to_predictor, kernel_file_for
-from .runs import by_run, load_runs
+from . import style
+from ..results import measures, stats
+from ..results import theorem as T
+from ..results.kernels import Kernel, data_targets, distance_to_predictor, kernel_file_for
+from ..results.runs import by_run, load_runs
+
+SCALING_COLORS = {"inv_width": "tab:green", "inv_sqrt_width": "tab:blue", "one": "tab:red"}
+WIDTH_MARKERS = ("o", "s", "^", "D", "v")
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):
-    style.apply()
-    groups = by_run(load_runs(paths))
-    y = data_targets(data)
-    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    frozen = sorted((g for g in groups.values() if not g[0].settings["train_sigma"]),
-                    key=lambda g: g[0].settings["beta"])
-    trained = [g for g in groups.values() if g[0].settings["train_sigma"]]
-    cmap = plt.get_cmap("plasma")
-    for i, runs in enumerate(frozen + trained):
-        kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
-        widths = np.array([r.width for r in runs])
-        dist = np.stack([distance_to_predictor(r, kernel, y) for r in runs], axis=1)
+def theorem_panel(ax, runs, kernel, y):
+    converged = [r for r in runs if T.converged(r).all()]
+    left = [r for r in runs if r not in converged]
+    for key, style_kw, label in (("krr", {"linestyle": "-"}, "KRR, mean kernel + noise ridge D"),
+                                 ("ridgeless", {"linestyle": "--"}, "ridgeless kernel predictor")):
+        if not converged:
+            break
+        widths, dist = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)[key])
         centre = measures.geometric_mean(dist)
-        sigma = runs[0].settings["train_sigma"]
-        color = "black" if sigma else cmap(0.85 * i / max(len(frozen) - 1, 1))
-        label = (rf"$\beta$ = {runs[0].settings['beta']:g}, Wsigma trained" if sigma
-                 else rf"$\beta$ = {runs[0].settings['beta']:g}")
-        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), marker="o", markersize=3, capsize=2, color=color,
-                    linestyle="-." if sigma else "-", label=label)
+        slope = stats.slope_estimate(widths, dist)
+        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), color="tab:purple", marker="o", markersize=3,
+                    capsize=2, label=f"{label}: slope {slope.text('+.2f')}", **style_kw)
+    for r in left:
+        ax.plot([r.width], [1.0], **style.MARK_EXCLUDED)
+    if left:
+        ax.plot([], [], label="not converged (left out)", **style.MARK_EXCLUDED)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    style.log_ticks(ax)
     ax.set_xlabel("hidden width m")
-    ax.set_ylabel(r"$\|\bar f_{net} - f_{kernel}\| / \|f_{kernel}\|$")
-    ax.legend(frameon=False, fontsize=6)
+    ax.set_ylabel(r"$|\bar f_T - f^*| / |f^*|$ at convergence")
+    n = runs[0].n if runs else "?"
+    ax.set_title(f"theorem setting (noise fixed, n = {n})")
+
+
+def ridge_panel(ax, kl_runs, reference, kernel, y):
+    by_width = {r.width: r for r in reference}
+    widths = sorted({r.width for r in kl_runs})
+    drawn = set()
+    for run in kl_runs:
+        if run.width not in by_width:
+            continue
+        added = T.added_ridges(run, by_width[run.width], kernel, y)
+        keep = added["drift"] > 0
+        ratio = np.nanmean(added["added"], axis=0) / added["noise_ridge"]
+        scaling = run.settings["kl_scaling"]
+        marker = WIDTH_MARKERS[widths.index(run.width) % len(WIDTH_MARKERS)]
+        ax.plot(added["drift"][keep], np.maximum(ratio[keep], 1e-4), color=SCALING_COLORS.get(scaling, "0.3"),
+                marker=marker, markersize=2.5, linewidth=0.8,
+                label=f"c = {scaling}" if scaling not in drawn else None)
+        drawn.add(scaling)
+        if run.diverged:
+            ax.plot(added["drift"][-1:], [1e-4], **style.MARK_EXCLUDED)
+    for w in widths:
+        ax.plot([], [], color="0.4", marker=WIDTH_MARKERS[widths.index(w) % len(WIDTH_MARKERS)], linestyle="none",
+                markersize=3, label=f"m = {w}")
+    ax.axvspan(ax.get_xlim()[0] if ax.has_data() else 1e-3, T.KL_DRIFT_SMALL, color="0.9", zorder=0,
+               label=rf"$\beta c \eta t \leq {T.KL_DRIFT_SMALL:g}$: should drop out")
+    ax.axhline(T.KL_RIDGE_NEGLIGIBLE, color="black", linestyle="--", linewidth=1.0,
+               label=f"negligible ridge ({T.KL_RIDGE_NEGLIGIBLE:g} D)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    style.log_ticks(ax)
+    ax.set_xlabel(r"$\beta\, c(m_z)\, \eta\, t$")
+    ax.set_ylabel("ridge added by the KL / D")
+    ax.set_title("theorem setting: what beta adds")
+
+
+def practical_panel(ax, groups, kernel, y):
+    frozen = sorted((g for g in groups if not g[0].settings["train_sigma"]), key=lambda g: g[0].settings["beta"])
+    trained = [g for g in groups if g[0].settings["train_sigma"]]
+    cmap = plt.get_cmap("plasma")
+    for i, runs in enumerate(frozen + trained):
+        runs = sorted(runs, key=lambda r: r.width)
+        widths, dist = measures.per_seed_table(runs, lambda r: distance_to_predictor(r, kernel, y))
+        centre = measures.geometric_mean(np.where(np.isfinite(dist), dist, np.nan))
+        sigma = runs[0].settings["train_sigma"]
+        color = "black" if sigma else cmap(0.85 * i / max(len(frozen) - 1, 1))
+        label = rf"$\beta$ = {runs[0].settings['beta']:g}" + (", Wsigma trained" if sigma else "")
+        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), marker="o", markersize=3, capsize=2, color=color,
+                    linestyle="-." if sigma else "-", label=label)
+        for r in runs:
+            if r.diverged:
+                ax.plot([r.width], [np.nanmax(centre) if np.isfinite(centre).any() else 1.0], **style.MARK_EXCLUDED)
+    if any(r.diverged for g in groups for r in g):
+        ax.plot([], [], label="a seed diverged (recorded)", **style.MARK_EXCLUDED)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    style.log_ticks(ax)
+    ax.set_xlabel("hidden width m")
+    ax.set_ylabel(r"$|\bar f_T - f_T^{lin}| / |f_T^{lin}|$")
     s = (frozen + trained)[0][0].settings
-    ax.set_title(f"F5 KRR connection on {dataset or s.get('dataset', '')} ({s['steps']} steps, {s['kl_scaling']})")
+    ax.set_title(f"as VAEs are trained (fresh noise, {s['steps']} steps)")
+
+
+def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):
+    style.apply()
+    settings = settings or {}
+    runs = load_runs(paths)
+    names = settings.get("theorem_runs") or {}
+    y = data_targets(data)
+    any_run = runs[0]
+    kernel = Kernel(kernel_file_for(kernels, any_run.dataset, any_run.model["activation"]))
+    theorem = sorted((r for r in runs if r.run == names.get("mse") and T.has_outputs(r)), key=lambda r: r.width)
+    kl = [r for r in runs if r.run in names.get("kl", []) and T.has_outputs(r)]
+    theorem_names = {names.get("mse"), *names.get("kl", [])}
+    practical = [g for name, g in by_run(runs).items() if name not in theorem_names]
+    fig, (ax_t, ax_r, ax_p) = plt.subplots(1, 3, figsize=(style.FULL_WIDTH_IN, 3.0))
+    if theorem:
+        theorem_panel(ax_t, theorem, kernel, y)
+    else:
+        style.empty(ax_t, "no theorem-setting runs (config `theorems`)")
+    if kl and theorem:
+        ridge_panel(ax_r, kl, theorem, kernel, y)
+    else:
+        style.empty(ax_r, "no full-objective theorem runs (theorems.kl)")
+    if practical:
+        practical_panel(ax_p, practical, kernel, y)
+    else:
+        style.empty(ax_p, "no beta sweep (figures.kl_betas)")
+    for ax in (ax_t, ax_r, ax_p):
+        if ax.axison:
+            style.legend_below(ax, ncol=1)
+    fig.suptitle(f"F5 KRR connection on {dataset or any_run.dataset} (mean over seeds, bars: min-max)")
     fig.tight_layout()
     style.save(fig, pdf, png, dpi)

@@ -1,11 +1,12 @@
-"""F2, laziness: relative weight change ||W(t) - W(0)|| / ||W(0)|| per parameter group.
+"""F2, laziness: how far each parameter group moves, against width.
 
-Claim tested: in the over-parameterized (lazy) regime the weights barely move, and less the
-wider the network. NTK theory keeps ||W(t) - W(0)||_F = O(1) per group, so the relative
-change falls like #weights^(-1/2): slope -1/2 on log-log axes for W1 and W4, -1 for Wmu,
-Wsigma, W3 when the latent width grows with m. Left: relative change vs step at the widest
-width. Right: final relative change vs width with the fitted slope (printed) and the
-predicted slope (dotted guide through the narrowest width).
+Claim tested: in the lazy regime ||W(T) - W(0)||_F stays O(1) in the width for every group
+(right: absolute change, flat), so the relative change ||W(T) - W(0)|| / ||W(0)|| falls like
+#weights^-1/2 (left: slope -1/2 for W1 and W4, -1 for Wmu and W3 when m_z = m; dotted: the
+prediction through the fitted line's middle). One row per setting: the theorem runs (noise
+fixed, Wsigma frozen) and each run of `figures.laziness_runs` (as VAEs are trained). Points:
+mean over seeds with min-max bars; lines: the fit over the widths that trained; red crosses:
+widths left out of the fit (a seed diverged or the residual did not halve; docs/figures.md).
 """
 
 from __future__ import annotations
@@ -13,65 +14,77 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .runs import by_run, describe, finite_or_nan, load_runs
+from . import style
+from ..results import measures, stats
+from ..results.runs import by_run, describe, load_runs, regime_text
 
 GROUP_COLORS = {"W1": "#1b9e77", "Wmu": "#d95f02", "Wsigma": "#7570b3", "W3": "#e7298a", "W4": "#66a61e"}
 
 
-def moving_groups(run) -> list[str]:
-    """Groups that changed at all (Wsigma is frozen in the Theorem 2 setting)."""
-    wc = run.data.get("weight_change", {})
-    return [g for g in measures.GROUPS if g in wc and np.nanmax(wc[g]) > 0]
+def predicted(runs, group) -> float:
+    return measures.predicted_weight_change_slope(group, [r.width for r in runs], runs[0].d,
+                                                  [r.latent_width for r in runs])
 
 
-def width_table(group_runs, group):
-    """(widths, final relative change (seeds, widths)) of one group across a run's widths."""
-    widths = np.array([r.width for r in group_runs])
-    finals = np.stack([measures.final(r.data["weight_change"][group]) for r in group_runs], axis=1)
-    return widths, finals
+def panel(ax, runs, absolute: bool):
+    if absolute and "weight_change_absolute" not in runs[-1].data:
+        style.empty(ax, "absolute weight change not recorded by these training files")
+        return
+    used, dropped = measures.trained_runs(runs)
+    fit_runs = used if len(used) >= 2 else []
+    for group in measures.moving_groups(runs[-1]):
+        color = GROUP_COLORS[group]
+        widths, values = measures.weight_change_table(runs, group, absolute)
+        centre = measures.geometric_mean(np.where(np.isfinite(values), values, np.nan))
+        keep = np.isin(widths, [r.width for r in used])
+        ax.errorbar(widths[keep], centre[keep], yerr=style.spread(values[:, keep], centre[keep]), fmt="o",
+                    color=color, markersize=3, capsize=2)
+        if (~keep).any():
+            ax.plot(widths[~keep], centre[~keep], **style.MARK_EXCLUDED)
+        label = group
+        if fit_runs:
+            fw, fv = measures.weight_change_table(fit_runs, group, absolute)
+            slope = stats.slope_estimate(fw, fv)
+            mid = np.exp(np.mean(np.log(fw)))
+            level = np.exp(np.nanmean(np.log(measures.geometric_mean(fv))))
+            ax.plot(fw, level * (fw / mid) ** slope.value, color=color, linewidth=1.0)
+            theory = 0.0 if absolute else predicted(fit_runs, group)
+            ax.plot(fw, level * (fw / mid) ** theory, color=color, linestyle=":", linewidth=1.0)
+            label = f"{group} {slope.text('+.2f')}, theory {theory:+.1f}"
+        ax.plot([], [], color=color, marker="o", markersize=3, label=label)
+    ax.plot([], [], color="0.3", linestyle=":", label="theory slope")
+    if dropped:
+        ax.plot([], [], label="left out: did not train", **style.MARK_EXCLUDED)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    style.log_ticks(ax)
+    ax.set_xlabel("hidden width m")
+    ax.set_ylabel(r"$\|W(T)-W(0)\|_F$" if absolute else r"$\|W(T)-W(0)\|_F / \|W(0)\|_F$")
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
+def plot(paths, pdf, png=None, dpi=150, dataset=None, settings=None, **_unused):
     style.apply()
+    settings = settings or {}
     runs = load_runs(paths)
     groups = by_run(runs)
-    fig, axes = plt.subplots(len(groups), 2, figsize=(style.FULL_WIDTH_IN, 2.4 * len(groups)), squeeze=False)
-    for row, (name, group_runs) in enumerate(groups.items()):
-        ax_t, ax_m = axes[row]
-        widest = group_runs[-1]
-        frozen = [g for g in measures.GROUPS if g in widest.data["weight_change"] and g not in moving_groups(widest)]
-        for g in moving_groups(widest):
-            steps = widest.data["eval"]["step"]
-            later = steps > 0   # the change is 0 at step 0, off a log axis
-            style.mean_and_band(ax_t, steps[later], finite_or_nan(widest.data["weight_change"][g])[:, later],
-                                GROUP_COLORS[g], g, log=True)
-            widths, finals = width_table(group_runs, g)
-            centre = measures.geometric_mean(finals)
-            ax_m.errorbar(widths, centre, yerr=style.spread(finals, centre), color=GROUP_COLORS[g], marker="o",
-                          markersize=3, capsize=2, linewidth=1.0,
-                          label=f"{g}: slope {measures.loglog_slope(widths, centre):+.2f} "
-                                f"(theory {predicted(group_runs, g):+.2f})")
-            guide = centre[0] * (widths / widths[0]) ** predicted(group_runs, g)
-            ax_m.plot(widths, guide, color=GROUP_COLORS[g], linestyle=":", linewidth=1.0)
-        note = f" ({', '.join(frozen)} frozen)" if frozen else ""
-        ax_t.set_title(f"{name} ({describe(widest)}): m = {widest.width}{note}")
-        ax_t.set_xlabel("gradient-descent step t")
-        ax_t.set_ylabel(r"$\|W(t)-W(0)\|_F\,/\,\|W(0)\|_F$")
-        ax_t.set_yscale("log")
-        ax_t.legend(frameon=False, ncol=2)
-        ax_m.set_xscale("log", base=2)
-        ax_m.set_yscale("log")
-        ax_m.set_xlabel("hidden width m")
-        ax_m.set_ylabel("relative change at last step")
-        ax_m.set_title(f"{name}: vs width (dotted: theory slope)")
-        ax_m.legend(frameon=False, fontsize=6)
-    fig.suptitle(f"F2 laziness on {dataset or runs[0].dataset} (mean over seeds; band/bars: min-max)")
+    theorem = (settings.get("theorem_runs") or {}).get("mse")
+    order = ([theorem] if theorem in groups else []) + [n for n in settings.get("laziness_runs", groups) if n in groups
+                                                      and n != theorem]
+    fig, axes = plt.subplots(len(order), 2, figsize=(style.FULL_WIDTH_IN, 3.6 * len(order)), squeeze=False)
+    for row, name in enumerate(order):
+        family = sorted(groups[name], key=lambda r: r.width)
+        setting = "theorem setting" if name == theorem else "as trained"
+        frozen = [g for g in measures.GROUPS if g in family[-1].data["weight_change"]
+                  and g not in measures.moving_groups(family[-1])]
+        note = f"; {', '.join(frozen)} frozen" if frozen else ""
+        for col, absolute in enumerate((False, True)):
+            ax = axes[row, col]
+            panel(ax, family, absolute)
+            ax.set_title(f"{name}, {setting}: {'absolute' if absolute else 'relative'}{note}")
+            if ax.axison:
+                style.legend_below(ax, ncol=1, title=regime_text(family) if col == 0 else describe(family[0]),
+                                   title_fontsize=5.5)
+    fig.suptitle(f"F2 laziness on {dataset or runs[0].dataset}: weight change at the last step vs width\n"
+                 "(mean over seeds, bars: min-max; lines: fitted slope with its 95% interval)")
     fig.tight_layout()
     style.save(fig, pdf, png, dpi)
-
-
-def predicted(group_runs, group) -> float:
-    widths = [r.width for r in group_runs]
-    return measures.predicted_weight_change_slope(group, widths, group_runs[0].d,
-                                                  [r.latent_width for r in group_runs])

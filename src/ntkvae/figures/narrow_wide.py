@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from . import style
 from .images import ImageSpace, mosaic, show
-from .runs import describe, finite_or_nan, load_runs
+from ..results.runs import describe, finite_or_nan, load_runs
 
 NARROW_RUN = "narrow"
 COLORS = {"narrow": "#d95f02", "wide": "#1b9e77"}

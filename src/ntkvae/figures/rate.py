@@ -1,9 +1,14 @@
-"""F4, rate vs lambda0: the convergence rate is set by the least eigenvalue of the NTK.
+"""F4, rate vs lambda0: the convergence rate is set by the least eigenvalue of the trained kernel.
 
-Claims tested (Theorem 1): lambda_min(Theta_m) approaches lambda0 = lambda_min(Theta_inf) as
-the width grows (left, on the probe points), and the mean-function residual follows the
-linearized trajectory of Theta_inf, whose slowest mode decays at 2 eta lambda_min / n per step
-(middle: curves; right: decay rates fitted on the second half of training).
+Left: lambda_min of the empirical kernel Theta_m(0) of the trained groups on the probe points, vs
+width, against lambda_min of Theta_inf on the same points (dashed). Middle, the theorem setting
+(noise fixed): the late decay rate of the loss per step, measured (points: seeds; bars: 95%
+interval of the mean) and along each seed's own linearized trajectory over the same window
+(open circles), and the slowest mode's asymptote -2 log(1 - eta lambda0 / n) (dotted), lambda0 of
+the trained kernel on the theorem runs' examples. Right, as VAEs are trained (fresh noise): the
+late rate of the noise-averaged residual, and the prediction's rate over the same window
+(open circles); the mean function's slowest mode is set by the mean kernel's lambda_bar, a
+different eigenvalue with its own name (dotted).
 """
 
 from __future__ import annotations
@@ -11,58 +16,82 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import measures, style
-from .kernels import Kernel, data_targets, kernel_file_for, lambda_min, linearized_curve
-from .runs import by_run, finite_or_nan, load_runs
+from . import style
+from ..dynamics import linear_loss_rate
+from ..results import measures, stats
+from ..results import theorem as T
+from ..results.kernels import (Kernel, data_targets, has_probes, kernel_file_for, lambda_min, linearized_curve,
+                               theta_inf_probe, theta_m)
+from ..results.runs import by_run, finite_or_nan, load_runs
 
 
-def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, **_unused):
+def errorbar_interval(ax, widths, values, **kw):
+    """Mean over seeds (rows) with the 95% Student-t interval."""
+    est = [stats.mean_interval(col) for col in np.asarray(values).T]
+    centre = np.array([e.value for e in est])
+    err = np.nan_to_num(np.array([[e.value - e.low, e.high - e.value] for e in est]).T)
+    return ax.errorbar(widths, centre, yerr=err, capsize=2, markersize=3, **kw)
+
+
+def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, settings=None, **_unused):
     style.apply()
+    settings = settings or {}
     groups = by_run(load_runs(paths))
     y = data_targets(data)
-    fig, axes = plt.subplots(len(groups), 3, figsize=(style.FULL_WIDTH_IN, 2.5 * len(groups)), squeeze=False)
-    for row, (name, runs) in enumerate(groups.items()):
-        kernel = Kernel(kernel_file_for(kernels, runs[0].dataset, runs[0].model["activation"]))
-        colors = style.width_colors([r.width for r in runs])
+    theorem = (settings.get("theorem_runs") or {}).get("mse")
+    practical = next((n for n in settings.get("kernel_runs", []) if n in groups and n != theorem), None)
+    fig, (ax_l, ax_t, ax_p) = plt.subplots(1, 3, figsize=(style.FULL_WIDTH_IN, 2.9))
+    colors = {theorem: "tab:blue", practical: "tab:orange"}
+    any_run = next(iter(groups.values()))[0]
+    kernel = Kernel(kernel_file_for(kernels, any_run.dataset, any_run.model["activation"]))
+    for name in (theorem, practical):
+        runs = sorted((r for r in groups.get(name, []) if has_probes(r)), key=lambda r: r.width)
+        if not runs:
+            continue
+        widths, lam = measures.per_seed_table(runs, lambda r: lambda_min(theta_m(r, "init")))
+        errorbar_interval(ax_l, widths, lam, fmt="o-", color=colors[name], label=f"{name}: Theta_m(0)")
+        ax_l.axhline(lambda_min(theta_inf_probe(runs[-1], kernel)), color=colors[name], linestyle="--",
+                     linewidth=1.0, label=f"{name}: Theta_inf, same points")
+    ax_l.set_title("least eigenvalue on the probe points")
+    ax_l.set_ylabel(r"$\lambda_{\min}$ (trained groups)")
+    runs = sorted((r for r in groups.get(theorem, []) if T.has_outputs(r)), key=lambda r: r.width)
+    if runs:
+        widths, measured = measures.per_seed_table(runs, lambda r: T.late_rates(r, kernel, y)["measured"])
+        _, linear = measures.per_seed_table(runs, lambda r: T.late_rates(r, kernel, y)["linearized"])
+        errorbar_interval(ax_t, widths, measured, fmt="o", color="tab:blue", label="measured")
+        ax_t.plot(widths, np.nanmean(linear, axis=0), "o", mfc="none", color="black", markersize=4,
+                  label="own linearized trajectory, same window")
+        rate = T.late_rates(runs[-1], kernel, y)
+        ax_t.axhline(rate["asymptote"], color="black", linestyle=":", linewidth=1.0,
+                     label=rf"slowest mode, $\lambda_0$ = {rate['lambda0']:.3g}")
+        ax_t.set_title(f"theorem setting (noise fixed, n = {runs[0].n}): loss")
+    else:
+        style.empty(ax_t, "no theorem-setting runs")
+    runs = sorted(groups.get(practical, []), key=lambda r: r.width)
+    if runs:
+        _, measured = measures.per_seed_table(
+            runs, lambda r: [measures.decay_rate(r.data["eval"]["step"], c) for c in finite_or_nan(r.data["eval"]["mean_function_mse"])])
         widths = np.array([r.width for r in runs])
-        ax_l, ax_c, ax_r = axes[row]
-        lam = np.stack([lambda_min(r.data["ntk"]["init"]["total"]) for r in runs], axis=1)
-        centre = lam.mean(axis=0)
-        ax_l.errorbar(widths, centre, yerr=style.spread(lam, centre), marker="o", markersize=3, capsize=2,
-                      color="tab:blue", label=r"$\lambda_{\min}(\Theta_m(0))$, measured")
-        ax_l.axhline(lambda_min(kernel.probe_block(runs[0].data["ntk"]["probe_index"])), **style.THEORY,
-                     label=r"$\lambda_{\min}(\Theta_\infty)$, theory")
-        ax_l.set_xscale("log", base=2)
-        ax_l.set_xlabel("hidden width m")
-        ax_l.set_ylabel("least eigenvalue on probes")
-        ax_l.legend(frameon=False, fontsize=6)
-        eta = runs[0].settings["learning_rate"]
-        measured_rates, predicted_rates = [], []
-        for r in runs:
-            steps = r.data["eval"]["step"]
-            curve = finite_or_nan(r.data["eval"]["mean_function_mse"])
-            style.mean_and_band(ax_c, steps, curve, colors[r.width], f"m = {r.width}", log=True)
-            predicted = linearized_curve(r, kernel, kernels, y)
-            measured_rates.append([measures.decay_rate(steps, c) for c in curve])
-            predicted_rates.append(measures.decay_rate(steps, predicted))
-        ax_c.plot(steps, predicted, **style.THEORY, label=r"linearized $\Theta_\infty$")
-        ax_c.set_yscale("log")
-        ax_c.set_xlabel("gradient-descent step t")
-        ax_c.set_ylabel("mean-function residual")
-        ax_c.legend(frameon=False, fontsize=6)
-        measured_rates = np.asarray(measured_rates).T
-        centre = measured_rates.mean(axis=0)
-        ax_r.errorbar(widths, centre, yerr=style.spread(measured_rates, centre), marker="o", markersize=3, capsize=2,
-                      color="tab:blue", label="measured")
-        ax_r.axhline(predicted_rates[-1], **style.THEORY, label=r"linearized $\Theta_\infty$, same window")
-        slowest = 2 * eta * kernel.rate_lambda() / runs[0].n
-        ax_r.axhline(slowest, color="black", linestyle=":", linewidth=1.0,
-                     label=rf"$2\eta\lambda_{{\min}}/n$ = {slowest:.2g}")
-        ax_r.set_xscale("log", base=2)
-        ax_r.set_xlabel("hidden width m")
-        ax_r.set_ylabel("late decay rate per step")
-        ax_r.legend(frameon=False, fontsize=6)
-        ax_c.set_title(f"{name} ({kernel.kernel_kind}, eta = {eta:g}, n = {runs[0].n})")
-    fig.suptitle(f"F4 rate vs lambda0 on {dataset or runs[0].dataset} (mean over seeds, band/bars: min-max)")
+        errorbar_interval(ax_p, widths, measured, fmt="o", color="tab:orange", label="measured")
+        predicted = [measures.decay_rate(r.data["eval"]["step"], linearized_curve(r, kernel, kernels, y)) for r in runs]
+        ax_p.plot(widths, predicted, "o", mfc="none", color="black", markersize=4,
+                  label=r"mean kernel $\bar\Theta$ + SGD kicks, same window")
+        eta, n = runs[0].settings["learning_rate"], runs[0].n
+        ax_p.axhline(linear_loss_rate(eta, kernel.lambda_bar, n), color="black", linestyle=":",
+                     linewidth=1.0, label=rf"slowest mode, $\bar\lambda$ = {kernel.lambda_bar:.3g}")
+        ax_p.set_title(f"as VAEs are trained (fresh noise, n = {n}): residual")
+    else:
+        style.empty(ax_p, "no kernel run (figures.kernel_runs)")
+    for ax in (ax_l, ax_t, ax_p):
+        if ax.axison:
+            ax.set_xscale("log", base=2)
+            style.log_ticks(ax)
+            ax.set_xlabel("hidden width m")
+            style.legend_below(ax, ncol=1)
+    for ax in (ax_t, ax_p):
+        if ax.axison:
+            ax.set_ylabel("late decay rate per step")
+    fig.suptitle(f"F4 rate vs lambda0 on {dataset or any_run.dataset} (second half of training; "
+                 "bars: 95% interval over seeds)")
     fig.tight_layout()
     style.save(fig, pdf, png, dpi)

@@ -69,3 +69,58 @@ def save(fig, pdf: str | os.PathLike, png: str | os.PathLike | None, dpi: int) -
     if png:
         fig.savefig(png, dpi=dpi)
     plt.close(fig)
+
+
+def legend_below(ax, ncol: int = 2, **kw):
+    """The legend under the axes, outside the data (a legend never covers a curve)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=ncol, frameon=False,
+                     **kw)
+
+
+def legend_right(ax, **kw):
+    """The legend to the right of the axes, outside the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, **kw)
+
+
+def log_ticks(ax, x_base: int = 2):
+    """Readable ticks on log axes: widths as plain integers (256, 1024) on a base-2 x axis, and
+    decimal labels on a log y axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    if ax.get_xscale() == "log":
+        low, high = ax.get_xlim()
+        # At most about six labels: every power of 2 over a short range, every power of 4 or 16 beyond.
+        base = x_base
+        while high / max(low, 1e-300) > base ** 6:
+            base *= base
+        ax.xaxis.set_major_locator(LogLocator(base=base))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    if ax.get_yscale() == "log":
+        low, high = ax.get_ylim()
+        if low > 0 and high / low < 10:   # less than a decade: widen it so that a labelled tick shows
+            centre = (low * high) ** 0.5
+            ax.set_ylim(centre / 10 ** 0.5, centre * 10 ** 0.5)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def footnote(fig, text: str):
+    """A small line at the bottom of the figure (the regime the runs reached)."""
+    if text:
+        fig.text(0.01, -0.02, text, fontsize=6, color="0.35", ha="left", va="top", transform=fig.transFigure)
+
+
+def empty(ax, text: str):
+    """A panel that says why it has nothing to show."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=7, wrap=True, transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+MARK_EXCLUDED = {"marker": "x", "color": "tab:red", "markersize": 5, "linestyle": "none"}   # diverged/left out

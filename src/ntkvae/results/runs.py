@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from .. import io
+from .. import io, regime
 
 REQUIRED = ("train/objective", "eval/step", "eval/mean_function_mse", "eval/noise_floor")
 
@@ -37,6 +37,15 @@ class Run:
     @property
     def latent_width(self) -> int:
         return int(self.attrs["latent_width"])
+
+    @property
+    def seeds(self) -> np.ndarray:
+        return np.asarray(self.data["seeds"])
+
+    def json_attr(self, key: str, default=None):
+        """A JSON-encoded attribute (the training job's `converged`, `diverged`, ...), or `default`."""
+        value = self.attrs.get(key)
+        return json.loads(value) if isinstance(value, str) else default
 
     @property
     def diverged(self) -> dict:
@@ -80,3 +89,37 @@ def describe(run: Run) -> str:
 def finite_or_nan(a) -> np.ndarray:
     a = np.asarray(a, dtype=float)
     return np.where(np.isfinite(a), a, np.nan)
+
+
+def steps_trained(run: Run) -> int:
+    """The last logged step: the run's `steps`, or where its convergence criterion stopped it."""
+    return int(np.asarray(run.data["eval"]["step"])[-1])
+
+
+def regime_numbers(run: Run) -> dict[str, float]:
+    """m/n, m/d, eta T/m, beta c eta T (full objective) and lr/limit of one run (ntkvae.regime)."""
+    s = run.settings
+    limit = run.attrs.get("lr_over_stability")
+    return regime.numbers(width=run.width, n=run.n, d=run.d, learning_rate=s["learning_rate"],
+                          steps=steps_trained(run), objective=s["objective"], beta=s.get("beta", 0.0),
+                          kl_scaling=s.get("kl_scaling", "inv_sqrt_width"), latent_dim=run.latent_width,
+                          lr_over_limit=float(limit) if isinstance(limit, (int, float, np.floating)) else None)
+
+
+def regime_text(runs) -> str:
+    """The regime numbers of several runs as ranges ('m/n 8–128, ...')."""
+    numbers = [regime_numbers(r) for r in runs]
+    if not numbers:
+        return ""
+    keys = list(dict.fromkeys(k for n in numbers for k in n))
+    ranges = {}
+    for k in keys:
+        vals = np.asarray([n[k] for n in numbers if k in n], float)
+        fin = vals[np.isfinite(vals)]
+        ranges[k] = (float(fin.min()), float(fin.max())) if fin.size else (float("nan"), float("nan"))
+    return regime.describe(ranges)
+
+
+def recorded_divergences(runs) -> list[tuple[str, str, int, int, int]]:
+    """(dataset, run, width, seed, step) of every seed a training job recorded as diverged."""
+    return sorted((r.dataset, r.run, r.width, int(seed), int(step)) for r in runs for seed, step in r.diverged.items())

@@ -1,0 +1,161 @@
+"""The claims table: one row per claim and dataset, its verdict from the data, and the writers.
+
+A row states the claim, the setting it was tested in (the theorem's own setting, or the way VAEs
+are really trained), the measured value with an interval over seeds (`results.stats.Estimate`),
+the prediction, the tolerance and the reason for it, the regime the run reached and a verdict:
+holds (the interval lies inside the tolerance), fails (outside), inconclusive (neither: the seeds
+cannot decide, or the claim could only be extrapolated), not evaluated (its inputs are absent,
+with the reason). results/claims.md opens with one verdict per theorem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+
+from ..results.stats import FAILS, HOLDS, INCONCLUSIVE, Estimate, decide
+
+NOT_EVALUATED = "not evaluated"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_EVALUATED)
+MARK = {HOLDS: "✅ holds", FAILS: "❌ fails", INCONCLUSIVE: "❔ inconclusive", NOT_EVALUATED: "— not evaluated"}
+
+# The theorems (and parts of the paper) the rows belong to, in the order of the summary.
+THEOREM_1 = "Theorem 1: linear convergence at the rate of lambda0"
+LAZINESS = "Laziness: weights and kernel barely move"
+THEOREM_2 = "Theorem 2: the trained VAE is a kernel ridge regression"
+WIDTH = "Width requirement"
+EXPERIMENTS = "The paper's experiments"
+THEOREMS = (THEOREM_1, LAZINESS, THEOREM_2, WIDTH, EXPERIMENTS)
+
+THEOREM_SETTING = "theorem setting"      # noise fixed per example, Wsigma frozen, small n, SGD
+TRAINED_AS_VAES = "as VAEs are trained"  # fresh noise every step
+
+
+@dataclasses.dataclass
+class Claim:
+    key: str            # stable identifier, e.g. "t1_gap_slope"
+    theorem: str        # one of THEOREMS
+    setting: str        # THEOREM_SETTING or TRAINED_AS_VAES
+    claim: str          # the statement being tested
+    dataset: str
+    figure: str         # figure file stem that shows it, e.g. f9_min_width_mnist5k
+    verdict: str
+    measured: str       # the value with its interval, as text
+    predicted: str
+    tolerance: str
+    reason: str = ""    # why this tolerance
+    regime: str = ""    # m/n, m/d, eta T/m, beta c eta T, lr/limit of the runs used
+    detail: str = ""
+    estimate: Estimate | None = None
+    from_width: int | None = None   # the smallest width from which the claim holds, where it applies
+
+    COLUMNS = ("key", "theorem", "setting", "claim", "dataset", "figure", "verdict", "measured", "low", "high",
+               "interval", "predicted", "tolerance", "reason", "regime", "detail")
+
+    def row(self) -> list[str]:
+        est = self.estimate
+        cells = dataclasses.asdict(self)
+        cells["low"] = "" if est is None or not math.isfinite(est.low) else f"{est.low:.6g}"
+        cells["high"] = "" if est is None or not math.isfinite(est.high) else f"{est.high:.6g}"
+        cells["interval"] = "" if est is None else est.method
+        return [str(cells[c]) for c in self.COLUMNS]
+
+
+def measured_claim(key, theorem, setting, claim, dataset, figure, estimate: Estimate, band: tuple[float, float], *,
+                   predicted: str, tolerance: str, reason: str, regime: str = "", detail: str = "",
+                   fmt: str = ".3g", prefix: str = "", from_width=None) -> Claim:
+    """A row whose verdict is decided by the interval of `estimate` against the band [low, high]."""
+    return Claim(key, theorem, setting, claim, dataset, figure, decide(estimate, *band),
+                 f"{prefix}{estimate.text(fmt)}", predicted, tolerance, reason, regime, detail, estimate, from_width)
+
+
+def not_evaluated(key, theorem, setting, claim, dataset, figure, why: str) -> Claim:
+    return Claim(key, theorem, setting, claim, dataset, figure, NOT_EVALUATED, "-", "-", "-", detail=why)
+
+
+def verdict(ok: bool) -> str:
+    """For claims without an interval (a recorded divergence, a count): holds or fails."""
+    return HOLDS if ok else FAILS
+
+
+def runs_of(runs, dataset: str, names) -> list:
+    """The runs of `dataset` named in `names`, by run name and width."""
+    names = set(names)
+    return sorted((r for r in runs if r.dataset == dataset and r.run in names), key=lambda r: (r.run, r.width))
+
+
+# ------------------------------------------------------------------ per-theorem summary
+
+def summarize(claims: list[Claim]) -> list[tuple[str, str]]:
+    """One line per theorem: reproduced in its own setting or not (from which width), and what
+    happens as VAEs are really trained."""
+    lines = []
+    for theorem in THEOREMS:
+        rows = [c for c in claims if c.theorem == theorem]
+        if not rows:
+            continue
+        parts = []
+        for setting in (THEOREM_SETTING, TRAINED_AS_VAES):
+            these = [c for c in rows if c.setting == setting]
+            if not these:
+                continue
+            count = {v: sum(c.verdict == v for c in these) for v in VERDICTS}
+            decided = [c for c in these if c.verdict != NOT_EVALUATED]
+            if not decided:
+                word = "not evaluated"
+            elif count[HOLDS] == len(decided):
+                word = "reproduced"
+            elif count[FAILS]:
+                word = "not reproduced"
+            else:
+                word = "not shown (inconclusive)"
+            widths = [c.from_width for c in these if c.from_width]
+            since = f" from width {max(widths)}" if widths and word == "reproduced" else ""
+            datasets = sorted({c.dataset for c in these})
+            tally = ", ".join(f"{count[v]} {v}" for v in VERDICTS if count[v])
+            failing = [f"{c.key} ({c.dataset}: {c.verdict})" for c in these if c.verdict in (FAILS, INCONCLUSIVE)]
+            text = f"{setting}: **{word}**{since} on {', '.join(datasets)} ({tally})"
+            if failing:
+                text += "; open: " + ", ".join(failing[:6]) + (" …" if len(failing) > 6 else "")
+            parts.append(text)
+        lines.append((theorem, "; ".join(parts)))
+    return lines
+
+
+# ------------------------------------------------------------------ writers
+
+def write_tsv(claims, path) -> None:
+    lines = ["\t".join(Claim.COLUMNS)] + ["\t".join(c.row()).replace("\n", " ") for c in claims]
+    pathlib.Path(path).write_text("\n".join(lines) + "\n")
+
+
+def write_md(claims, path, divergences=()) -> None:
+    counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
+    lines = ["# Claims table", "", "## Verdict per theorem", ""]
+    lines += [f"- **{theorem}** — {text}" for theorem, text in summarize(claims)]
+    lines += [
+        "",
+        f"{counts[HOLDS]} hold, {counts[FAILS]} fail, {counts[INCONCLUSIVE]} inconclusive, "
+        f"{counts[NOT_EVALUATED]} not evaluated; {len(divergences)} recorded divergence(s). Computed by `python -m ntkvae.claims` from the HDF5 files of "
+        "this run. A claim holds when the interval of its measured value (over seeds; the method is in "
+        "claims.tsv) lies inside its tolerance, fails when it lies outside, and is inconclusive otherwise. "
+        "Tolerances and their reasons: docs/figures.md.",
+        "",
+        "| verdict | claim | dataset | setting | measured [interval] | predicted | tolerance | regime | figure |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in claims:
+        cells = [MARK[c.verdict], c.claim, c.dataset, c.setting, c.measured, c.predicted,
+                 f"{c.tolerance} ({c.reason})" if c.reason else c.tolerance, c.regime, c.figure]
+        lines.append("| " + " | ".join(str(x).replace("|", "/").replace("\n", " ") for x in cells) + " |")
+    if divergences:
+        lines += ["", "## Recorded divergences", "",
+                  "Runs that ask to record a divergence (`on_divergence: record`) keep the diverged seeds out of every "
+                  "fit; the figures mark them.", ""]
+        lines += [f"- {d}: run `{r}`, m = {w}, seed {s}, from step {t}" for d, r, w, s, t in divergences]
+    details = [c for c in claims if c.detail]
+    if details:
+        lines += ["", "## Details", ""]
+        lines += [f"- `{c.key}` ({c.dataset}): {c.detail}" for c in details]
+    pathlib.Path(path).write_text("\n".join(lines) + "\n")
