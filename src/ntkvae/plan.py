@@ -35,6 +35,7 @@ import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import config as C
+from . import paths, planning
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CALIBRATION_PATH = ROOT / "benchmarks" / "calibration" / "cpu.json"
@@ -70,7 +71,6 @@ class PlanError(ValueError):
 # prepared data.
 INPUT_DIMS = {"digits": 64, "mnist5k": 28 * 28, "sprites": 64 * 64, "mnist": 28 * 28, "dsprites": 64 * 64,
               "cars3d": 64 * 64 * 3}
-TFDS_DATASETS = ("mnist", "dsprites", "cars3d")
 
 
 def input_dim(dataset: Mapping | str) -> int:
@@ -456,75 +456,18 @@ def gpu_seconds(work: Work, gpu: Gpu) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------- the workflow's jobs
 #
-# The jobs `snakemake` runs for `rule all`, derived from the config as rules/*.smk derive them
-# (tests/test_plan.py checks the list against `snakemake --summary`).
-
-
-def beta_run_name(beta: float) -> str:
-    number = f"{beta:g}".replace(".", "p").replace("+", "")
-    return f"kl_beta{number}"
+# The jobs `snakemake` runs for `rule all`: the producers of every file the targets need,
+# from ntkvae.planning (the same functions the rules call; tests/test_plan.py checks the list
+# against `snakemake --summary`).
 
 
 def with_figure_runs(config: Mapping) -> dict:
-    """The validated config with the runs the figures generate (rules/common.smk add_figure_runs)."""
+    """The validated config with the runs the figures generate (planning.add_figure_runs), as
+    the workflow holds it; a config that already has them (inside Snakemake) is only validated."""
     cfg = C.validate_config(config)
-    figures, runs = cfg["figures"], cfg["runs"]
-    sweep = {"steps": figures["sweep"]["steps"], "seeds": list(figures["sweep"]["seeds"])}
-    for beta in figures["kl_betas"]:
-        runs.setdefault(beta_run_name(beta), dict(sweep, objective="vae", beta=beta, train_sigma=False,
-                                                   widths=figures["kl_widths"]))
-    if figures["sigma_trained"]:
-        runs.setdefault("kl_sigma_trained", dict(sweep, objective="vae", train_sigma=True,
-                                                 widths=figures["kl_widths"], on_divergence="record"))
-    for activation in figures["activations"]:
-        runs.setdefault(f"act_{activation}", dict(sweep, objective="mse", activation=activation,
-                                                  widths=figures["activation_widths"], on_divergence="record"))
-    if figures["wide_run"] in runs:
-        runs.setdefault("narrow", dict(runs[figures["wide_run"]], widths=[figures["narrow_width"]]))
-    return C.validate_config(cfg)
-
-
-def krr_runs(cfg: Mapping) -> list[str]:
-    figures = cfg["figures"]
-    return [beta_run_name(b) for b in figures["kl_betas"]] + (["kl_sigma_trained"] if figures["sigma_trained"] else [])
-
-
-def figure_names(cfg: Mapping) -> list[str]:
-    """f<k>_<topic> of the figures the config builds, in paper order (rules/common.smk)."""
-    figures = cfg["figures"]
-    names = ["f1_convergence", "f2_laziness", "f3_kernel_constancy", "f4_rate"]
-    if krr_runs(cfg):
-        names.append("f5_krr")
-    if figures["kl_betas"]:
-        names.append("f6_kl_beta")
-    names += ["f7_narrow_wide", "f8_generation", "f9_min_width"]
-    if figures["activations"]:
-        names.append("f10_activations")
-    return names
-
-
-# Which runs (all widths) a figure reads, and whether it reads the kernel files.
-def _figure_inputs(cfg: Mapping, name: str) -> tuple[list[str], list[str], bool]:
-    """(runs trained at all widths, runs whose kernel files and predictions it reads, reads kernels)."""
-    f = cfg["figures"]
-    topic = name.split("_", 1)[1]
-    if topic == "convergence":
-        return list(f["convergence_runs"]), list(f["convergence_runs"]), True
-    if topic == "laziness":
-        return list(f["laziness_runs"]), [], False
-    if topic in ("kernel_constancy", "rate", "min_width"):
-        return list(f["kernel_runs"]), list(f["kernel_runs"]), True
-    if topic == "krr":
-        return krr_runs(cfg), krr_runs(cfg), True
-    if topic == "kl_beta":
-        return [beta_run_name(b) for b in f["kl_betas"]], [], False
-    if topic == "narrow_wide":
-        return ["narrow"], [], False   # plus the widest width of wide_run (trained for claims anyway)
-    if topic == "generation":
-        return list(f["generation_runs"]), [], False
-    if topic == "activations":
-        return [f"act_{a}" for a in f["activations"]], [], False
-    raise PlanError(f"unknown figure {name!r}")
+    if planning.NARROW_RUN in cfg["runs"] and all(r in cfg["runs"] for r in planning.krr_runs(cfg)):
+        return cfg
+    return planning.add_figure_runs(cfg)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -542,7 +485,7 @@ class JobSpec:
 
 
 def train_output(dataset: str, run: str, width: int) -> str:
-    return f"results/train/{dataset}/{run}/w{width}.h5"
+    return paths.TRAIN.format(dataset=dataset, run=run, width=width)
 
 
 def seeds_label(seeds: Sequence[int]) -> str:
@@ -551,46 +494,77 @@ def seeds_label(seeds: Sequence[int]) -> str:
 
 
 def train_part_output(dataset: str, run: str, width: int, seeds: Sequence[int]) -> str:
-    return f"results/train/{dataset}/{run}/w{width}/seeds{seeds_label(seeds)}.h5"
+    return paths.TRAIN_PART.format(dataset=dataset, run=run, width=width, seeds=seeds_label(seeds))
+
+
+def theory_available() -> bool:
+    """Whether this workflow has the kernel rules (as rules/common.smk asks)."""
+    return (ROOT / "rules" / "kernels.smk").exists()
+
+
+def job_of(path: str, figures: Mapping[str, "planning.Figure"]) -> JobSpec | None:
+    """The job that writes `path` (a result file), or None for a file no job of ours writes."""
+    kind = paths.kind_of(path)
+    if kind is None:
+        return None
+    name, w = kind
+    if name == "TRAIN":
+        return JobSpec("train", path, dataset=w["dataset"], run=w["run"], width=w["width"])
+    if name == "KERNEL":
+        return JobSpec("kernel", path, dataset=w["dataset"], activation=w["activation"])
+    if name == "PREDICTION":
+        return JobSpec("predict", path, dataset=w["dataset"], run=w["run"])
+    if name == "DATA":
+        rule = "convert_tfds_dataset" if w["dataset"] in planning.TFDS_DATASETS else "prepare_offline_data"
+        return JobSpec(rule, path, dataset=w["dataset"])
+    if name == "TFDS_RECORD":
+        return JobSpec("fetch_tfds_dataset", path, dataset=w["dataset"])
+    if name == "FIGURE" and w["ext"] == "pdf":
+        return JobSpec(figures[w["topic"]].rule, path, dataset=w["dataset"])
+    if name == "CLAIMS_MD":
+        return JobSpec("claims", path)
+    if name == "PROVENANCE":
+        return JobSpec("provenance", path)
+    return None
 
 
 def workflow_jobs(config: Mapping) -> list[JobSpec]:
-    """Every job of `rule all` for this config (without splitting; see `Plan`)."""
+    """Every job of `rule all` for this config (without splitting; see `plan_config`), in order
+    data, training, kernels, figures, report."""
     cfg = with_figure_runs(config)
-    f = cfg["figures"]
-    jobs: list[JobSpec] = []
-    names = figure_names(cfg)
-    trained_runs: set[str] = set()
-    theory_runs: set[str] = set()
-    for name in names:
-        runs, theory, _ = _figure_inputs(cfg, name)
-        trained_runs |= set(runs)
-        theory_runs |= set(theory)
-    # claims read these too (rules/common.smk claims_inputs, claims_kernel_inputs)
-    trained_runs |= {f["wide_run"], "narrow"} | set(krr_runs(cfg)) | set(f["kernel_runs"])
-    theory_runs |= set(f["kernel_runs"]) | set(krr_runs(cfg))
-    for ds in cfg["datasets"]:
-        name = ds["name"]
-        if name in TFDS_DATASETS:
-            jobs.append(JobSpec("fetch_tfds_dataset", f"results/data/tfds/{name}.json", dataset=name))
-            jobs.append(JobSpec("convert_tfds_dataset", f"results/data/{name}.h5", dataset=name))
-        else:
-            rule = "prepare_mnist5k" if name == "mnist5k" else "prepare_offline_data"   # rules/data.smk
-            jobs.append(JobSpec(rule, f"results/data/{name}.h5", dataset=name))
-        for run in sorted(trained_runs):
-            for width in C.run_model(cfg, run)["widths"]:
-                jobs.append(JobSpec("train", train_output(name, run, width), dataset=name, run=run, width=int(width)))
-        for activation in sorted({C.run_model(cfg, r)["activation"] for r in theory_runs}):
-            jobs.append(JobSpec("kernel", f"results/kernels/{name}/{activation}.h5", dataset=name,
-                                activation=activation))
-        for run in sorted(theory_runs):
-            jobs.append(JobSpec("predict", f"results/kernels/{name}/{run}/prediction.h5", dataset=name, run=run))
-        for fig in names:
-            rule = "figure_" + fig.split("_", 1)[1]
-            jobs.append(JobSpec(rule, f"results/figures/{fig}_{name}.pdf", dataset=name))
-    jobs.append(JobSpec("claims", "results/claims.md"))
-    jobs.append(JobSpec("provenance", "results/provenance.yaml"))
-    return jobs
+    theory = theory_available()
+    files = list(planning.all_targets(cfg, theory))
+    for figure in planning.FIGURES:
+        if figure.built(cfg, theory):
+            for dataset in planning.dataset_names(cfg):
+                files += _flat(figure.inputs(cfg, dataset, theory))
+    files += _flat(planning.claims_inputs(cfg, theory))
+    for path in list(files):
+        kind = paths.kind_of(path)
+        if kind and kind[0] == "PREDICTION":     # a prediction reads its run's kernel file
+            w = kind[1]
+            files.append(paths.KERNEL.format(dataset=w["dataset"],
+                                             activation=planning.run_activation(cfg, w["run"])))
+    for dataset in planning.dataset_names(cfg):
+        files.append(paths.DATA.format(dataset=dataset))
+        if dataset in planning.TFDS_DATASETS:
+            files.append(paths.TFDS_RECORD.format(dataset=dataset))
+    figures = planning.FIGURES_BY_TOPIC
+    jobs = {}
+    for path in files:
+        spec = job_of(path, figures)
+        if spec is not None:
+            jobs.setdefault(spec.output, spec)
+    order = ["fetch_tfds_dataset", "convert_tfds_dataset", "prepare_offline_data", "train", "kernel", "predict"]
+    rank = {rule: i for i, rule in enumerate(order)}
+    return sorted(jobs.values(), key=lambda j: (rank.get(j.rule, len(order)), j.dataset, j.run, j.width, j.output))
+
+
+def _flat(inputs: Mapping) -> list[str]:
+    out = []
+    for value in inputs.values():
+        out += [value] if isinstance(value, str) else list(value)
+    return out
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -848,7 +822,7 @@ def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
     elif spec.rule == "provenance":
         kind = "provenance"
     elif spec.rule in ("claims",) or spec.rule.startswith("figure_"):
-        reads_kernels = spec.rule == "claims" or _figure_inputs(cfg, _figure_of(spec))[2]
+        reads_kernels = spec.rule == "claims" or _figure_reads_kernels(cfg, spec)
         largest = max((int(x["n"]) for x in cfg["datasets"]), default=0) if spec.rule == "claims" else n
         if reads_kernels:
             arrays = {"kernel arrays": 2 * largest * largest * F64}
@@ -866,10 +840,9 @@ def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
     return plan
 
 
-def _figure_of(spec: JobSpec) -> str:
-    """'f3_kernel_constancy' from results/figures/f3_kernel_constancy_<dataset>.pdf."""
-    stem = pathlib.PurePath(spec.output).stem
-    return stem[: -(len(spec.dataset) + 1)]
+def _figure_reads_kernels(cfg, spec: JobSpec) -> bool:
+    topic = paths.FIGURE.parse(spec.output)["topic"]
+    return bool(planning.FIGURES_BY_TOPIC[topic].inputs(cfg, spec.dataset, theory_available()).get("kernels"))
 
 
 # ---------------------------------------------------------------------------- Snakemake resources
