@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ntkvae import calibration
+from ntkvae import calibration, paths
 from ntkvae import plan as P
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -45,7 +45,7 @@ JOBS = [
     P.JobSpec("train", "results/train/sprites/wide/w4096.h5", dataset="sprites", run="wide", width=4096),
     P.JobSpec("kernel", "results/kernels/digits/erf.h5", dataset="digits", activation="erf"),
     P.JobSpec("predict", "results/kernels/digits/mse/prediction.h5", dataset="digits", run="mse"),
-    P.JobSpec("figure_convergence", "results/figures/f1_convergence_digits.pdf", dataset="digits"),
+    P.JobSpec("figure_f1_convergence", "results/figures/f1_convergence_digits.pdf", dataset="digits"),
 ]
 
 
@@ -56,12 +56,17 @@ def read_benchmark(path) -> dict:
 
 
 def benchmark_file(workdir, spec: P.JobSpec):
-    """The rule's benchmark file (rules with a `benchmark:` directive), else None."""
+    """The job's benchmark file (rules' `benchmark:` directive)."""
     if spec.rule == "train":
-        return workdir / f"results/benchmarks/train/{spec.dataset}/{spec.run}/w{spec.width}.tsv"
-    if spec.rule == "kernel":
-        return workdir / f"results/benchmarks/kernels/{spec.dataset}/{spec.activation}.tsv"
-    return None
+        path = paths.TRAIN_BENCHMARK.format(dataset=spec.dataset, run=spec.run, width=spec.width)
+    elif spec.rule == "kernel":
+        path = paths.KERNEL_BENCHMARK.format(dataset=spec.dataset, activation=spec.activation)
+    elif spec.rule == "predict":
+        path = paths.PREDICTION_BENCHMARK.format(dataset=spec.dataset, run=spec.run)
+    else:
+        w = paths.FIGURE.parse(spec.output)
+        path = paths.FIGURE_BENCHMARK.format(number=w["number"], topic=w["topic"], dataset=w["dataset"])
+    return workdir / path
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +86,16 @@ def measured(tmp_path_factory):
     accounts = calibration.read_accounting(log, workdir)
     rows = []
     for job in plan.jobs:
-        bench = benchmark_file(workdir, job.spec)
         account = accounts[job.spec.output]
-        m = read_benchmark(bench) if bench else {"s": account["wall"], "max_rss": account["peak_bytes"] / 1e6}
-        m.update(cpu=account["cpu"], vmhwm=account["peak_bytes"] / 1e6, source="benchmark" if bench else "accounting")
+        m = read_benchmark(benchmark_file(workdir, job.spec))
+        m.update(cpu=account["cpu"], vmhwm=account["peak_bytes"] / 1e6)
         rows.append((job, m))
     quiet = max(load) <= QUIET * cores
     print(f"\nload average (1 min) before, after calibration, after the run: {load} on {cores} cores")
-    print(f"{'job':<30} {'from':<10} {'s':>7} {'plan':>7} {'ratio':>5} {'CPU s':>7} {'plan':>7} {'ratio':>5} "
+    print(f"{'job':<30} {'s':>7} {'plan':>7} {'ratio':>5} {'CPU s':>7} {'plan':>7} {'ratio':>5} "
           f"{'MB':>6} {'plan':>6} {'ratio':>5} {'VmHWM':>6}")
     for job, m in rows:
-        print(f"{job.spec.rule[:6] + ' ' + P.job_label(job):<30} {m['source']:<10} {m['s']:>7.1f} "
+        print(f"{job.spec.rule[:6] + ' ' + P.job_label(job):<30} {m['s']:>7.1f} "
               f"{job.cpu_total:>7.1f} {job.cpu_total / m['s']:>5.2f} {m['cpu']:>7.1f} {job.cpu_time_total:>7.1f} "
               f"{job.cpu_time_total / m['cpu']:>5.2f} {m['max_rss']:>6.0f} {job.peak_mb:>6.0f} "
               f"{job.peak_mb / m['max_rss']:>5.2f} {m['vmhwm']:>6.0f}")
