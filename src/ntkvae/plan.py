@@ -502,6 +502,10 @@ def theory_available() -> bool:
     return (ROOT / "rules" / "kernels.smk").exists()
 
 
+# Offline datasets with a rule of their own (rules/data.smk), the others: prepare_offline_data.
+DATA_RULES = {"mnist5k": "prepare_mnist5k"}
+
+
 def job_of(path: str, figures: Mapping[str, "planning.Figure"]) -> JobSpec | None:
     """The job that writes `path` (a result file), or None for a file no job of ours writes."""
     kind = paths.kind_of(path)
@@ -515,7 +519,8 @@ def job_of(path: str, figures: Mapping[str, "planning.Figure"]) -> JobSpec | Non
     if name == "PREDICTION":
         return JobSpec("predict", path, dataset=w["dataset"], run=w["run"])
     if name == "DATA":
-        rule = "convert_tfds_dataset" if w["dataset"] in planning.TFDS_DATASETS else "prepare_offline_data"
+        rule = ("convert_tfds_dataset" if w["dataset"] in planning.TFDS_DATASETS
+                else DATA_RULES.get(w["dataset"], "prepare_offline_data"))
         return JobSpec(rule, path, dataset=w["dataset"])
     if name == "TFDS_RECORD":
         return JobSpec("fetch_tfds_dataset", path, dataset=w["dataset"])
