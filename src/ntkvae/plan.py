@@ -35,7 +35,7 @@ import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import config as C
-from . import paths, planning
+from . import paths, planning, regime
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CALIBRATION_PATH = ROOT / "benchmarks" / "calibration" / "cpu.json"
@@ -239,6 +239,8 @@ class Training:
         kernels = config.get("kernels", {})
         latent = int(width) if model.get("latent_width", "same") == "same" else int(model["latent_width"])
         n = int(dataset["n"])
+        if settings.get("examples"):      # the run trains on the first k examples only
+            n = min(n, int(settings["examples"]))
         d = input_dim(dataset)
         return cls(n=n, d=d, width=int(width), latent=latent,
                    seeds=len(settings["seeds"]) if seeds is None else int(seeds), steps=int(settings["steps"]),
@@ -372,20 +374,19 @@ def checkpoint_host_bytes(job: Training) -> float:
 
 
 def kernel_work(n: int, d: int, kernels: Mapping) -> tuple[Work, dict[str, float]]:
-    """Work and peak arrays (float64) of `compute_kernels kernel` for n examples of dimension d."""
+    """Work and peak arrays (float64) of `compute_kernels kernel` for n examples of dimension d:
+    Theta_inf (total and W4, or every group), one eigendecomposition of the mean kernel (every
+    trained set shares it for normalized inputs: ntkvae.spectrum), the file."""
     block = int(kernels.get("block_size", 1024))
     full = kernels.get("per_group", "probe") == "full"
     computed = 5 if full else 2                        # W1, Wmu, W3, W4, total / W4, total
     nb = math.ceil(n / block)
     entries = nb * (nb + 1) / 2 * min(block, n) ** 2   # upper-triangle tiles
-    ridges = 2 + len(kernels.get("ridges", []))
     w = Work()
     w.add("gram", flops64=2.0 * entries * d)
     w.add("kernel map", entries=entries * computed)
     w.add("eigh", n3_eigh=float(n) ** 3)
-    w.add("krr", flops64=2.0 * n * n * d * (1 + ridges))
-    stored = (computed + 1) * n * n * F64 + ridges * n * d * F64
-    w.add("write", io_bytes=stored)
+    w.add("write", io_bytes=(computed + 1) * n * n * F64)   # the kernels and the eigenvectors
     workers = max(1, os.cpu_count() or 1)
     arrays = {
         "inputs": n * d * (F32 + F64),
@@ -393,7 +394,6 @@ def kernel_work(n: int, d: int, kernels: Mapping) -> tuple[Work, dict[str, float
         "tiles": workers * min(block, n) ** 2 * F64 * (computed + 3),
         # numpy's eigh (LAPACK syevd): the eigenvector matrix and 2 n^2 + 6 n work space.
         "eigh workspace": 3 * n * n * F64,
-        "krr": 3 * n * ridges * d * F64,
     }
     return w, arrays
 
@@ -465,7 +465,7 @@ def with_figure_runs(config: Mapping) -> dict:
     """The validated config with the runs the figures generate (planning.add_figure_runs), as
     the workflow holds it; a config that already has them (inside Snakemake) is only validated."""
     cfg = C.validate_config(config)
-    if planning.NARROW_RUN in cfg["runs"] and all(r in cfg["runs"] for r in planning.krr_runs(cfg)):
+    if planning.NARROW_RUN in cfg["runs"]:   # always generated; a user's own "narrow" is rejected
         return cfg
     return planning.add_figure_runs(cfg)
 
@@ -1015,11 +1015,6 @@ def _totals(plan: Plan, jobs: list[JobPlan], title: str, key) -> list[str]:
     return out + [""]
 
 
-def kl_scale(kl_scaling: str, latent: int) -> float:
-    """c(m_z) of objectives.kl_scale (repeated here: the plan imports no JAX)."""
-    return {"one": 1.0, "inv_sqrt_width": latent ** -0.5, "inv_width": 1.0 / latent}[kl_scaling]
-
-
 def run_table(plan: Plan) -> list[str]:
     """Per run (over datasets): its training jobs' GPU-hours and requests, largest memory,
     parts, and the regime numbers of its widest width (m/n, eta T/m, beta c(m_z) eta T for
@@ -1041,8 +1036,8 @@ def run_table(plan: Plan) -> list[str]:
         n = max(int(d["n"]) for d in plan.config["datasets"])
         latent = m if model.get("latent_width", "same") == "same" else int(model["latent_width"])
         eta_t = float(s["learning_rate"]) * int(s["steps"])
-        kl = (f"{s['beta'] * kl_scale(s['kl_scaling'], latent) * eta_t:12.3g}" if s["objective"] == "vae"
-              else f"{'-':>12}")
+        kl = (f"{regime.kl_drift(s['beta'], s['kl_scaling'], latent, s['learning_rate'], s['steps']):12.3g}"
+              if s["objective"] == "vae" else f"{'-':>12}")
         gpu_h = sum(j.gpu_total for j in jobs) / 3600
         asked = sum(j.resources["runtime"] for j in jobs if j.resources.get("gpu")) / 60
         device = max(j.device_mb or sum(j.memory.values()) / MB + GPU_RESERVED_MB for j in jobs)
