@@ -104,12 +104,14 @@ def test_state_memory_matches_the_arrays(optimizer, latent):
     assert memory["optimizer"] == nbytes(state["opt_state"])
 
 
-def test_input_dims_match_prepared_data(tmp_path):
+@pytest.mark.parametrize("entry", [{"name": "digits"}, {"name": "mnist5k"}, {"name": "sprites"},
+                                   {"name": "sprites", "resolution": 32}, {"name": "sprites", "resolution": 16}])
+def test_input_dims_match_prepared_data(entry):
     from ntkvae import datasets
 
-    for name in ("digits", "sprites"):
-        raw = datasets.digits_subset(4, 0) if name == "digits" else datasets.sprites_subset(4, 0)
-        assert int(np.prod(raw.images.shape[1:])) == P.INPUT_DIMS[name]
+    options = {"resolution": entry["resolution"]} if "resolution" in entry else {}
+    raw = datasets.LOCAL_SOURCES[entry["name"]](4, 0, **options)
+    assert int(np.prod(raw.images.shape[1:])) == P.input_dim(entry)
 
 
 def test_unknown_dataset_dimension_is_named():

