@@ -241,3 +241,108 @@ def test_cli_prints_totals(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "per rule" in out.stdout and "per dataset" in out.stdout and "whole config" in out.stdout
     assert "digits/mse/w16" in out.stdout and "kernel " not in out.stdout.split("per rule")[0]
+
+
+# ---------------------------------------------------------------- batched jobs (several runs' members)
+
+
+def test_batched_job_is_its_members_lanes():
+    """A job training several runs of one width (the engine's members) does each member's
+    work and holds each member's arrays: the counts add over lanes (one lane's arithmetic
+    does not depend on which lanes share its step); Wsigma is differentiated for every lane
+    when one member trains it."""
+    cfg = P.with_figure_runs(tiny_config())
+    digits = cfg["datasets"][0]
+    runs = ["kl_beta0p3", "kl_beta1", "kl_sigma_trained"]
+    batched = P.Training.batched(cfg, digits, runs, 32)
+    members = [P.Training.from_config(cfg, digits, run, 32) for run in runs]
+    assert batched.seeds == sum(m.seeds for m in members)
+    assert batched.train_sigma
+    lanes_as_sigma = [P.dataclasses.replace(m, train_sigma=True) for m in members]
+    for key in ("flops32", "activations", "parameters"):
+        assert batched.work().total(key) == pytest.approx(sum(m.work().total(key) for m in lanes_as_sigma))
+    # The per-lane arrays add; the probes run one seed at a time (their extra is not per lane).
+    for kind in ("parameters", "initial copy", "gradients", "update", "optimizer", "activations"):
+        assert batched.memory()[kind] == pytest.approx(sum(m.memory()[kind] for m in lanes_as_sigma)), kind
+    # Steps and calls are per job, not per lane: one scanned step serves every lane.
+    assert batched.work().total("steps") == members[0].work().total("steps")
+    assert P.Training.from_config(cfg, digits, runs, 32) == batched
+
+
+def test_runs_of_other_shapes_do_not_batch():
+    cfg = P.with_figure_runs(tiny_config())
+    digits = cfg["datasets"][0]
+    with pytest.raises(P.PlanError, match="differ in steps"):   # the sweep's 150 steps against 20
+        P.Training.batched(cfg, digits, ["mse", "kl_beta1"], 16)
+
+
+def test_batch_groups_fill_the_limit_in_order():
+    """Members join a batched job while it fits; the limit here holds two members' lanes, not three."""
+    cfg = P.with_figure_runs(tiny_config())
+    digits = cfg["datasets"][0]
+    cal = fake_calibration()
+    runs = ["kl_beta0p3", "kl_beta1", "kl_beta3", "kl_beta10"]
+    two = P.Training.batched(cfg, digits, runs[:2], 32)
+    three = P.Training.batched(cfg, digits, runs[:3], 32)
+    limit = (P.training_device_mb(two, P.Device("cpu", None, None, ""), cal)
+             + P.training_device_mb(three, P.Device("cpu", None, None, ""), cal)) / 2
+    device = P.Device("cpu", None, limit, "test")
+    assert P.batch_groups(cfg, digits, runs, 32, device, cal) == [tuple(runs[:2]), tuple(runs[2:])]
+    assert P.batch_groups(cfg, digits, runs, 32, P.Device("cpu", None, None, ""), cal) == [tuple(runs)]
+
+
+def test_a_batched_job_is_planned_with_its_lanes_or_refused():
+    cfg = P.with_figure_runs(tiny_config())
+    cal = fake_calibration()
+    runs = ("kl_beta0p3", "kl_beta1")
+    spec = P.JobSpec("train", P.train_output("digits", runs[0], 32), dataset="digits", run=runs[0], width=32,
+                     members=runs)
+    job = P.plan_config(cfg, calibration=cal, specs=[spec]).jobs[0]
+    assert job.seeds == 4 and "batched" in job.note
+    alone = P.plan_config(cfg, calibration=cal, specs=[P.dataclasses.replace(spec, members=())]).jobs[0]
+    assert job.work.flops == pytest.approx(2 * alone.work.flops)
+    small = dict(cfg, compute={"accelerator": "cpu", "memory_limit_mb": (job.peak_mb + alone.peak_mb) / 2})
+    with pytest.raises(P.PlanError, match="batch_groups"):
+        P.plan_config(small, calibration=cal, specs=[spec])
+
+
+# ---------------------------------------------------------------- regime numbers and the docs' cost section
+
+
+def test_run_regime_counts_the_examples_a_run_trains_on():
+    config = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    config["theorems"] = {"enabled": True, "examples": 8, "widths": [16, 64], "kl": {"widths": [16], "betas": [0.5],
+                                                                                    "kl_scalings": ["inv_width"]}}
+    cfg = P.with_figure_runs(config)
+    r = P.run_regime(cfg, "thm_mse")
+    s = C.run_settings(cfg, "thm_mse")
+    assert r["m/n"] == 64 / 8                       # the first 8 examples, not n = 32
+    assert r["m/d"] == 64 / 4096                    # sprites' d, the least favourable
+    assert r["eta T/m"] == pytest.approx(s["learning_rate"] * s["steps"] / 64)
+    kl = P.run_regime(cfg, "thm_kl_inv_width_b0p5")
+    k = C.run_settings(cfg, "thm_kl_inv_width_b0p5")
+    assert kl["beta c eta T"] == pytest.approx(0.5 / 16 * k["learning_rate"] * k["steps"])
+    assert "beta c eta T" not in r
+
+
+def test_docs_cost_section_is_the_plans_output():
+    """docs/figures.md's cost of configs/paper.yaml is what `python -m ntkvae.plan --cost` prints
+    for the committed config; regenerate with `python -m ntkvae.plan --update-docs docs/figures.md`."""
+    import re
+
+    text = (ROOT / "docs/figures.md").read_text()
+    blocks = re.findall(r"<!-- generated by: python -m ntkvae.plan --cost --config (\S+) -->.*?"
+                        + re.escape(P.DOC_END), text, re.S)
+    assert blocks == ["configs/paper.yaml"]
+    block = re.search(re.escape(P.DOC_BEGIN.format(config="configs/paper.yaml")) + ".*?" + re.escape(P.DOC_END),
+                      text, re.S).group(0)
+    config = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())
+    assert block == P.cost_markdown(config, "configs/paper.yaml"), \
+        "docs/figures.md is stale: run python -m ntkvae.plan --update-docs docs/figures.md"
+
+
+def test_cost_section_says_when_a_config_is_refused():
+    config = tiny_config()
+    config["model"]["widths"] = [16, 131072]      # one seed: ~4 x 3 m^2 float32 > 80 GB
+    text = P.cost_markdown(config, "x.yaml", fake_calibration())
+    assert "refuses this config" in text and "one seed needs" in text

@@ -3,6 +3,8 @@
     python -m ntkvae.plan --config configs/paper.yaml              # table, totals, what does not fit
     python -m ntkvae.plan --config config.yaml --gpu h100-sxm --jobs train
     python -m ntkvae.plan --config config.yaml --calibrate         # measure this CPU first (~1 min)
+    python -m ntkvae.plan --config configs/paper.yaml --cost       # markdown: one H100, the SLURM profile
+    python -m ntkvae.plan --update-docs docs/figures.md            # regenerate that section of the docs
 
 For each job the workflow will run (data, training per dataset/run/width, kernel, prediction,
 figures, claims) the plan counts, from the model's shapes, the floating-point work of every
@@ -234,7 +236,12 @@ class Training:
     checkpoint_every: int
 
     @classmethod
-    def from_config(cls, config: Mapping, dataset: Mapping, run: str, width: int, seeds: int | None = None):
+    def from_config(cls, config: Mapping, dataset: Mapping, run: str | Sequence[str], width: int,
+                    seeds: int | None = None):
+        """The job of one run, or of several runs trained together (a batched job: `run` a list
+        of member runs, `seeds` then counts lanes, every member's seeds together)."""
+        if not isinstance(run, str):
+            return cls.batched(config, dataset, run, width, lanes=seeds)
         settings, model = C.run_settings(config, run), C.run_model(config, run)
         kernels = config.get("kernels", {})
         latent = int(width) if model.get("latent_width", "same") == "same" else int(model["latent_width"])
@@ -251,6 +258,28 @@ class Training:
                    probe_outputs=min(int(kernels.get("probe_outputs", 8)), d),
                    reconstructions=min(int(settings.get("reconstructions", 8)), n),
                    checkpoint_every=int(settings.get("checkpoint_every", 0)))
+
+    @classmethod
+    def batched(cls, config: Mapping, dataset: Mapping, runs: Sequence[str], width: int, lanes: int | None = None):
+        """One job training several runs of one width (members): the lanes are every member's
+        seeds; the shapes and counts must agree (what the engine's `training.batchable` asks of
+        the members: the same compiled step), the learning rate, beta, c(m_z) and objective may
+        differ (they are per-lane numbers of the same arithmetic). A member that trains Wsigma
+        makes every lane differentiate it (the engine masks the update per lane)."""
+        members = [cls.from_config(config, dataset, run, width) for run in runs]
+        if not members:
+            raise PlanError("a batched training job needs at least one member run")
+        first = members[0]
+        for field in dataclasses.fields(cls):
+            if field.name in ("seeds", "train_sigma"):
+                continue
+            values = {getattr(m, field.name) for m in members}
+            if len(values) > 1:
+                raise PlanError(f"runs {', '.join(runs)} cannot train in one job: they differ in "
+                                f"{field.name} ({', '.join(map(str, sorted(values)))})")
+        total = sum(m.seeds for m in members)
+        return dataclasses.replace(first, seeds=total if lanes is None else int(lanes),
+                                   train_sigma=any(m.train_sigma for m in members))
 
     @property
     def parameters(self) -> int:
@@ -439,10 +468,11 @@ def cpu_seconds(work: Work, cal: Calibration, kind: str, *, activation: str = "e
     return out
 
 
-def gpu_seconds(work: Work, gpu: Gpu) -> dict[str, float]:
-    """Seconds per phase of a training job on `gpu`: GEMMs at the stated fraction of peak,
-    elementwise work at the stated fraction of bandwidth, fixed costs per step and call."""
-    flops = gpu_matmul_flops(gpu)
+def gpu_seconds(work: Work, gpu: Gpu, precision: str | None = None) -> dict[str, float]:
+    """Seconds per phase of a training job on `gpu`: GEMMs at the stated fraction of peak (TF32
+    or full float32: `precision`, default JAX's, `matmul_precision`), elementwise work at the
+    stated fraction of bandwidth, fixed costs per step and call."""
+    flops = gpu_matmul_flops(gpu, precision)
     bw = gpu.bandwidth_gbs * 1e9 * GPU_EFFICIENCY["bandwidth"]
     out = {"start-up": GPU_EFFICIENCY["start_s"]}
     for phase, row in work.phases.items():
@@ -482,6 +512,15 @@ class JobSpec:
     activation: str = ""
     part: tuple[int, ...] = ()      # the seeds of a part job (rule train_part)
     merged: int = 0                 # rule train of a split job: the number of parts it joins
+    # A batched training job trains several runs (members) of one width together, every
+    # member's seeds as lanes of one step (ntkvae.training on the engine branch): `run` is
+    # then the first member, `members` all of them. Empty: the job trains `run` alone.
+    members: tuple[str, ...] = ()
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """The runs this job trains."""
+        return self.members or ((self.run,) if self.run else ())
 
 
 def train_output(dataset: str, run: str, width: int) -> str:
@@ -736,49 +775,82 @@ def train_parts(config: Mapping, dataset: Mapping, run: str, width: int, device:
     return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 
+def batch_groups(config: Mapping, dataset: Mapping, runs: Sequence[str], width: int, device: Device,
+                 cal: Calibration) -> list[tuple[str, ...]]:
+    """Member runs of one width grouped into batched jobs that each fit the device, in order
+    (greedy: a member joins the current job while the job still fits). A member that does not
+    fit even alone is a group of its own, which `train_parts` then splits by seed (or refuses).
+    Members must be batchable (`Training.batched`); the batching rules ask this where a job
+    with several members is formed, so that the plan and the rules agree."""
+    groups: list[list[str]] = []
+    for run in runs:
+        if groups:
+            trial = Training.batched(config, dataset, [*groups[-1], run], width)
+            if device.limit_mb is None or training_device_mb(trial, device, cal) <= device.limit_mb:
+                groups[-1].append(run)
+                continue
+        groups.append([run])
+    return [tuple(g) for g in groups]
+
+
 @dataclasses.dataclass
 class Plan:
     config: dict
     device: Device
     calibration: Calibration
     jobs: list[JobPlan]
+    precision: str = "tf32"     # of the GPU times' matrix products (matmul_precision)
 
 
 def plan_config(config: Mapping, *, calibration: Calibration | None = None, accelerator: str | None = None,
-                gpu: str | None = None, specs: Iterable[JobSpec] | None = None) -> Plan:
+                gpu: str | None = None, specs: Iterable[JobSpec] | None = None,
+                precision: str | None = None) -> Plan:
     """Plan every job of `config` (a dict as read from YAML), or the jobs `specs` of it (e.g.
-    the jobs of chosen targets); raises PlanError for a job that cannot fit."""
+    the jobs of chosen targets); raises PlanError for a job that cannot fit. `precision` of
+    the GPU's float32 products: "tf32" or "float32" (default: what JAX will use here)."""
     cal = calibration or Calibration.load()
+    precision = precision or matmul_precision()
     cfg = with_figure_runs(config)
     device = Device.from_config(cfg, accelerator, gpu)
     card = device.gpu or GPUS[gpu or DEFAULT_GPU]
     datasets = {d["name"]: d for d in cfg["datasets"]}
     planned: list[JobPlan] = []
     for spec in (workflow_jobs(cfg) if specs is None else specs):
-        if spec.rule == "train":
+        if spec.rule == "train" and len(spec.runs) > 1:
+            ds = datasets[spec.dataset]
+            job = _train_plan(spec, cfg, ds, None, device, cal, card, precision)
+            need = training_device_mb(Training.batched(cfg, ds, spec.runs, spec.width), device, cal)
+            if device.limit_mb is not None and need > device.limit_mb:
+                raise PlanError(f"train {spec.dataset}/w{spec.width} with members {', '.join(spec.runs)}: "
+                                f"{need:,.0f} MB, more than the {device.limit_mb:,.0f} MB one job may use "
+                                f"({device.source}); form batched jobs with plan.batch_groups")
+            job.note = f"batched: {len(spec.runs)} runs"
+            planned.append(job)
+        elif spec.rule == "train":
             ds = datasets[spec.dataset]
             parts = train_parts(cfg, ds, spec.run, spec.width, device, cal)
             if len(parts) == 1:
-                planned.append(_train_plan(spec, cfg, ds, len(parts[0]), device, cal, card))
+                planned.append(_train_plan(spec, cfg, ds, len(parts[0]), device, cal, card, precision))
                 continue
             for seeds in parts:
                 part = dataclasses.replace(spec, rule="train_part", part=seeds,
                                            output=train_part_output(spec.dataset, spec.run, spec.width, seeds))
-                job = _train_plan(part, cfg, ds, len(seeds), device, cal, card)
+                job = _train_plan(part, cfg, ds, len(seeds), device, cal, card, precision)
                 job.note = f"part: seeds {','.join(map(str, seeds))} of {len(parts)} parts"
                 planned.append(job)
             planned.append(_merge_plan(spec, cfg, ds, parts, cal))
         else:
             planned.append(_other_plan(spec, cfg, datasets, cal))
-    return Plan(cfg, device, cal, planned)
+    return Plan(cfg, device, cal, planned, precision)
 
 
-def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gpu) -> JobPlan:
-    job = Training.from_config(cfg, ds, spec.run, spec.width, seeds=seeds)
+def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gpu, precision: str) -> JobPlan:
+    runs = spec.runs if len(spec.runs) > 1 else spec.run
+    job = Training.from_config(cfg, ds, runs, spec.width, seeds=seeds)
     work = job.work()
     base = cal.job("train")["rss_mb"]
-    plan = JobPlan(spec, work, job.memory(), base, cpu_seconds(work, cal, "train"), gpu_seconds(work, card),
-                   cpu_seconds(work, cal, "train", clock="cpu"), seeds=seeds)
+    plan = JobPlan(spec, work, job.memory(), base, cpu_seconds(work, cal, "train"), gpu_seconds(work, card, precision),
+                   cpu_seconds(work, cal, "train", clock="cpu"), seeds=job.seeds)
     arrays_mb = sum(plan.memory.values()) / MB
     if device.accelerator == "gpu":
         plan.device_mb = arrays_mb + GPU_RESERVED_MB
@@ -880,14 +952,15 @@ def planned_job(config: Mapping, rule: str, **wildcards) -> JobPlan:
     if rule in ("train", "train_part"):
         spec = JobSpec("train", train_output(dataset, run, width), dataset=dataset, run=run, width=width)
     elif rule == "kernel":
-        spec = JobSpec("kernel", f"results/kernels/{dataset}/{wildcards['activation']}.h5", dataset=dataset,
-                       activation=wildcards["activation"])
+        spec = JobSpec("kernel", paths.KERNEL.format(dataset=dataset, activation=wildcards["activation"]),
+                       dataset=dataset, activation=wildcards["activation"])
     elif rule == "predict":
-        spec = JobSpec("predict", f"results/kernels/{dataset}/{run}/prediction.h5", dataset=dataset, run=run)
+        spec = JobSpec("predict", paths.PREDICTION.format(dataset=dataset, run=run), dataset=dataset, run=run)
     else:
         raise KeyError(f"no planned {rule} job with {wildcards}")
     alone = plan_config(plan.config, calibration=plan.calibration, accelerator=plan.device.accelerator,
-                        gpu=plan.device.gpu.name if plan.device.gpu else None, specs=[spec])
+                        gpu=plan.device.gpu.name if plan.device.gpu else None, specs=[spec],
+                        precision=plan.precision)
     return find_job(alone, rule, **wildcards)
 
 
@@ -965,13 +1038,13 @@ def format_table(plan: Plan, rules: Iterable[str] | None = None, jobs: bool = Tr
     lines = []
     cal = plan.calibration
     lines.append(f"plan of {len(plan.jobs)} jobs; training on {plan.device.accelerator}"
-                 + (f" ({card.label}, matmul {matmul_precision()})" if plan.device.accelerator == "gpu" else "")
+                 + (f" ({card.label}, matmul {plan.precision})" if plan.device.accelerator == "gpu" else "")
                  + f"; memory limit per training job: "
                  + (f"{plan.device.limit_mb:,.0f} MB ({plan.device.source})" if plan.device.limit_mb else "none"))
     lines.append(f"CPU rates: {cal.describe()} (CPU wall: this machine at that load; CPU-s: CPU seconds of all "
                  f"the job's threads)")
     lines.append(f"GPU time: {card.label}, {GPU_EFFICIENCY['matmul']:.0%} of its "
-                 f"{'TF32' if matmul_precision() == 'tf32' and card.tf32_tflops else 'FP32'} peak in products, "
+                 f"{'TF32' if plan.precision == 'tf32' and card.tf32_tflops else 'FP32'} peak in products, "
                  f"{GPU_EFFICIENCY['bandwidth']:.0%} of its bandwidth elsewhere (stated, not yet measured); "
                  f"'cpu': a CPU job on either path")
     header = (f"{'rule':<24} {'job':<32} {'seeds':>5} {'FLOPs':>8} {'peak MB':>8} {'GPU MB':>7} "
@@ -1013,40 +1086,266 @@ def _totals(plan: Plan, jobs: list[JobPlan], title: str, key) -> list[str]:
     return out + [""]
 
 
+def run_regime(config: Mapping, run: str) -> dict[str, float]:
+    """The regime numbers (ntkvae.regime) a run reaches at its widest width, from the config
+    alone, for its least favourable dataset: the smallest m/n (n: the examples it trains on)
+    and m/d, eta T/m (T: its steps; the most, for a run that may stop once converged) and, for
+    the full objective, beta c(m_z) eta T."""
+    s, model = C.run_settings(config, run), C.run_model(config, run)
+    m = max(model["widths"])
+    latent = m if model.get("latent_width", "same") == "same" else int(model["latent_width"])
+    rows = []
+    for ds in config["datasets"]:
+        n = int(ds["n"]) if not s.get("examples") else min(int(ds["n"]), int(s["examples"]))
+        rows.append(regime.numbers(width=m, n=n, d=input_dim(ds), learning_rate=float(s["learning_rate"]),
+                                   steps=int(s["steps"]), objective=s["objective"], beta=float(s.get("beta", 0.0)),
+                                   kl_scaling=s.get("kl_scaling", "inv_sqrt_width"), latent_dim=latent))
+    out = {"width": float(m), "m/n": min(r["m/n"] for r in rows), "m/d": min(r["m/d"] for r in rows),
+           "eta T/m": rows[0]["eta T/m"]}
+    if s["objective"] == "vae":
+        out["beta c eta T"] = rows[0]["beta c eta T"]
+    return out
+
+
+def _training_by_run(plan: Plan) -> dict[str, list[JobPlan]]:
+    """The plan's training and part jobs (not the merges) by run, in the plan's order."""
+    runs: dict[str, list[JobPlan]] = {}
+    for j in plan.jobs:
+        if j.spec.rule in ("train", "train_part") and not j.spec.merged:
+            runs.setdefault(j.spec.run, []).append(j)
+    return runs
+
+
 def run_table(plan: Plan) -> list[str]:
     """Per run (over datasets): its training jobs' GPU-hours and requests, largest memory,
-    parts, and the regime numbers of its widest width (m/n, eta T/m, beta c(m_z) eta T for
-    the full objective)."""
+    parts, and the regime numbers of its widest width (`run_regime`)."""
     card = plan.device.gpu or GPUS[DEFAULT_GPU]
-    train = [j for j in plan.jobs if j.spec.rule in ("train", "train_part") and not j.spec.merged]
-    runs: dict[str, list[JobPlan]] = {}
-    for j in train:
-        runs.setdefault(j.spec.run, []).append(j)
-    head = (f"{'per run (training)':<24} {'jobs':>5} {'parts':>5} {'max GPU MB':>10} {'GPU-hours':>9} "
-            f"{'asked GPU-h':>11} {'longest':>8} {'CPU-s':>8} {'m/n':>7} {'eta T/m':>8} {'beta c eta T':>12}")
+    runs = _training_by_run(plan)
+    train = [j for jobs in runs.values() for j in jobs]
+    wide = max([len(r) for r in runs] + [18])
+    head = (f"{'per run (training)':<{wide}} {'jobs':>5} {'parts':>5} {'max GPU MB':>10} {'GPU-hours':>9} "
+            f"{'asked GPU-h':>11} {'longest':>8} {'CPU-s':>8} {'m/n':>7} {'m/d':>7} {'eta T/m':>8} "
+            f"{'beta c eta T':>12}")
     out = [f"training on {card.label}" + ("" if plan.device.accelerator == "gpu" else " (GPU columns; "
-                                                                                      "this config trains on cpu)"),
+                                                                                      "this config trains on cpu)")
+           + "; regime numbers at the widest width, least favourable dataset",
            head, "-" * len(head)]
     for run, jobs in runs.items():
-        s = C.run_settings(plan.config, run)
-        model = C.run_model(plan.config, run)
-        m = max(model["widths"])
-        n = max(int(d["n"]) for d in plan.config["datasets"])
-        latent = m if model.get("latent_width", "same") == "same" else int(model["latent_width"])
-        eta_t = float(s["learning_rate"]) * int(s["steps"])
-        kl = (f"{regime.kl_drift(s['beta'], s['kl_scaling'], latent, s['learning_rate'], s['steps']):12.3g}"
-              if s["objective"] == "vae" else f"{'-':>12}")
+        r = run_regime(plan.config, run)
+        kl = f"{r['beta c eta T']:12.3g}" if "beta c eta T" in r else f"{'-':>12}"
         gpu_h = sum(j.gpu_total for j in jobs) / 3600
         asked = sum(j.resources["runtime"] for j in jobs if j.resources.get("gpu")) / 60
         device = max(j.device_mb or sum(j.memory.values()) / MB + GPU_RESERVED_MB for j in jobs)
         parts = sum(1 for j in jobs if j.spec.rule == "train_part")
-        out.append(f"{run:<24} {len(jobs):>5} {parts:>5} {device:>10,.0f} {gpu_h:>9.2f} {asked:>11.2f} "
+        out.append(f"{run:<{wide}} {len(jobs):>5} {parts:>5} {device:>10,.0f} {gpu_h:>9.2f} {asked:>11.2f} "
                    f"{human_seconds(max(j.gpu_total for j in jobs)):>8} "
-                   f"{human_seconds(sum(j.cpu_time_total for j in jobs)):>8} {m / n:>7.3g} {eta_t / m:>8.3g} {kl}")
+                   f"{human_seconds(sum(j.cpu_time_total for j in jobs)):>8} {r['m/n']:>7.3g} {r['m/d']:>7.3g} "
+                   f"{r['eta T/m']:>8.3g} {kl}")
     total_h = sum(j.gpu_total for j in train) / 3600
     asked = sum(j.resources["runtime"] for j in train if j.resources.get("gpu")) / 60
-    out.append(f"{'all runs':<24} {len(train):>5} {'':>5} {'':>10} {total_h:>9.2f} {asked:>11.2f}")
+    out.append(f"{'all runs':<{wide}} {len(train):>5} {'':>5} {'':>10} {total_h:>9.2f} {asked:>11.2f}")
     return out + [""]
+
+
+# ---------------------------------------------------------------------------- the cost section of the docs
+#
+# docs/figures.md's cost of configs/paper.yaml is this text, generated, between the markers
+# below (`python -m ntkvae.plan --update-docs docs/figures.md` rewrites every such block from
+# the config its marker names; tests/test_plan.py checks that the docs hold what it prints).
+
+DOC_BEGIN = "<!-- generated by: python -m ntkvae.plan --cost --config {config} -->"
+DOC_END = "<!-- end of generated plan -->"
+# Where a regime number counts as reached: "m >> n" read as a factor of 10 (m/n >= 10, m/d >= 10,
+# eta T/m <= 0.1); the KL drops out of the dynamics where beta c eta T <= 0.1 and acts as a
+# ridge from about 1 (docs/theory.md). Stated here, used only to list runs, never a verdict.
+REGIME_FACTOR = 10.0
+# A job whose GPU memory is within this fraction of the card's usable memory is flagged (the
+# model is checked to 2x on a CPU; on a GPU it is not yet measured, benchmarks/gpu_check.py).
+NEAR_LIMIT = 0.9
+CLUSTER_GPU_NOTE = "a login node sees no GPU, so compute.gpu auto takes"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _run_rows(plan: Plan, fp32: Plan) -> list[tuple[str, list[str], str]]:
+    """Per run: (name, formatted numbers, beta c eta T), for the per-run cost table."""
+    by_run, by_run32 = _training_by_run(plan), _training_by_run(fp32)
+    rows = []
+    for run, jobs in by_run.items():
+        r = run_regime(plan.config, run)
+        parts = sum(1 for j in jobs if j.spec.rule == "train_part")
+        whole = sum(1 for j in jobs if j.spec.rule == "train")
+        device = max(j.device_mb for j in jobs) / 1e3
+        split = len({(j.spec.dataset, j.spec.width) for j in jobs if j.spec.part})
+        cells = [f"{whole + split}" + (f" ({split} split into {parts} parts)" if parts else ""),
+                 f"{device:.1f} GB", f"{sum(j.gpu_total for j in jobs) / 3600:.2f}",
+                 f"{sum(j.gpu_total for j in by_run32[run]) / 3600:.2f}",
+                 human_seconds(max(j.gpu_total for j in jobs)), _fmt(r["m/n"]), _fmt(r["m/d"]), _fmt(r["eta T/m"])]
+        rows.append((run, cells, r.get("beta c eta T")))
+    return rows
+
+
+def _runs_label(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]}, {names[1]}"
+    return f"{names[0]} … {names[-1]} ({len(names)} runs)"
+
+
+def _grouped(rows):
+    """Runs whose numbers agree but for beta c eta T share a row (the sweeps): (label, cells,
+    beta c eta T as text: one value or the range)."""
+    groups: dict[tuple, list] = {}
+    for name, cells, kl in rows:
+        groups.setdefault((*cells, kl is None), []).append((name, kl))
+    out = []
+    for key, members in groups.items():
+        names = [m[0] for m in members]
+        label = _runs_label(names) + ("" if len(names) == 1 else ", each")
+        kls = [m[1] for m in members if m[1] is not None]
+        if not kls:
+            kl = "-"
+        elif min(kls) == max(kls):
+            kl = _fmt(kls[0])
+        else:
+            kl = f"{_fmt(min(kls))} to {_fmt(max(kls))}"
+        out.append((label, list(key[:-1]), kl, names))
+    return out
+
+
+def _cluster_lines(config: Mapping, cal: Calibration, gpu: str, label: str) -> list[str]:
+    try:
+        plan = plan_config(config, calibration=cal, accelerator="gpu", gpu=gpu, precision="tf32")
+    except PlanError as err:
+        return [f"- {label}: **refused before any job starts**: {err}"]
+    train = [j for j in plan.jobs if j.spec.rule in ("train", "train_part") and not j.spec.merged]
+    parts = [j for j in train if j.spec.rule == "train_part"]
+    split = {(j.spec.dataset, j.spec.run, j.spec.width) for j in parts}
+    asked = sum(j.resources["runtime"] for j in train) / 60
+    hours = sum(j.gpu_total for j in train) / 3600
+    card = plan.device.gpu
+    line = (f"- {label} ({card.label}, {plan.device.limit_mb:,.0f} MB usable per job): {len(plan.jobs)} jobs; "
+            f"training {hours:.2f} GPU-hours predicted, {asked:.1f} GPU-hours requested (runtime: the "
+            f"prediction with a {TIME_MARGIN:g}x margin, at least {MIN_RUNTIME_MIN} minutes per job)")
+    if split:
+        sizes = sorted({len(j.spec.part) for j in parts})
+        host = [j.resources["mem_mb"] for j in parts]
+        line += (f"; {len(split)} training jobs do not fit with all their seeds and are split by seed into "
+                 f"{len(parts)} part jobs of {' or '.join(map(str, sizes))} seeds and their merges, each part "
+                 f"asking for {min(host) / 1e3:.0f} to {max(host) / 1e3:.0f} GB of host memory")
+    else:
+        line += "; no training job needs a split"
+    return [line + "."]
+
+
+def cost_markdown(config: Mapping, config_name: str, calibration: Calibration | None = None) -> str:
+    """The cost of `config` on one H100-class GPU and through profiles/slurm, with the regime
+    numbers of each run and what the plan flags: the generated block of docs/figures.md."""
+    cal = calibration or Calibration.load()
+    card = "h100-sxm"
+    lines = [DOC_BEGIN.format(config=config_name), ""]
+    try:
+        plan = plan_config(config, calibration=cal, accelerator="gpu", gpu=card, precision="tf32")
+        fp32 = plan_config(config, calibration=cal, accelerator="gpu", gpu=card, precision="float32")
+    except PlanError as err:
+        return "\n".join(lines + [f"The plan refuses this config on one {GPUS[card].label}: {err}", "", DOC_END])
+    train = [j for j in plan.jobs if j.spec.rule in ("train", "train_part") and not j.spec.merged]
+    cpu_jobs = [j for j in plan.jobs if j.gpu_total is None]
+    heaviest = max(cpu_jobs, key=lambda j: j.cpu_time_total) if cpu_jobs else None
+    by_rule: dict[str, float] = {}
+    for j in cpu_jobs:
+        by_rule[j.spec.rule] = by_rule.get(j.spec.rule, 0.0) + j.cpu_time_total
+    top_rule = max(by_rule, key=by_rule.get) if by_rule else ""
+    datasets = ", ".join(f"{d['name']} (n {d['n']}, d {input_dim(d)})" for d in plan.config["datasets"])
+    lines += [
+        f"{len(plan.jobs)} jobs, {len(train)} of them training, on {datasets}. GPU times: the card's datasheet "
+        f"peak at the stated efficiency (`GPU_EFFICIENCY` in src/ntkvae/plan.py: "
+        f"{GPU_EFFICIENCY['matmul']:.0%} of peak in matrix products, {GPU_EFFICIENCY['bandwidth']:.0%} of "
+        f"bandwidth elsewhere; not yet measured on a GPU, `benchmarks/gpu_check.py` measures it); TF32 is "
+        f"JAX's default for float32 products on these cards, full float32 is "
+        f"`JAX_DEFAULT_MATMUL_PRECISION=highest`. CPU times: benchmarks/calibration/cpu.json ({cal.describe()}).",
+        "",
+        f"On one {plan.device.gpu.label} ({plan.device.limit_mb:,.0f} MB usable per job), per run over the "
+        f"datasets; the regime columns are those of the run's widest width on its least favourable dataset "
+        f"(`plan.run_regime`; n: the examples it trains on, T: its steps, the most for a run that stops "
+        f"once converged):",
+        "",
+        "| runs | training jobs | largest GPU memory | GPU-hours, TF32 | full float32 | longest job | "
+        "m/n | m/d | ηT/m | β c(m_z) ηT |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups = _grouped(_run_rows(plan, fp32))
+    for label, cells, kl, _ in groups:
+        lines.append("| " + " | ".join([label, *cells, kl]) + " |")
+    train32 = [j for j in fp32.jobs if j.spec.rule in ("train", "train_part") and not j.spec.merged]
+    lines += [f"| **all training** | {len(train)} | | **{sum(j.gpu_total for j in train) / 3600:.2f}** | "
+              f"**{sum(j.gpu_total for j in train32) / 3600:.2f}** | | | | | |", ""]
+    if heaviest is not None:
+        lines += [f"The CPU-side jobs (data, kernels, predictions, figures, claims) add "
+                  f"{sum(by_rule.values()) / 3600:.2f} CPU-hours on the calibrated CPU, "
+                  f"{by_rule[top_rule] / 3600:.2f} of them in rule {top_rule} (the longest job: "
+                  f"{heaviest.spec.rule} {job_label(heaviest)}, {human_seconds(heaviest.cpu_time_total)}).", ""]
+    lines += [f"Through `profiles/slurm` (compute.accelerator gpu; {CLUSTER_GPU_NOTE} {GPUS[DEFAULT_GPU].label}):",
+              ""]
+    lines += _cluster_lines(config, cal, DEFAULT_GPU, "compute.gpu auto")
+    lines += _cluster_lines(config, cal, card, f"compute.gpu: {card}")
+    lines += ["", "What the plan flags:", ""]
+    limit = plan.device.limit_mb
+    near = [j for j in train if j.device_mb and j.device_mb > NEAR_LIMIT * limit]
+    split = sorted({f"{j.spec.dataset}/{j.spec.run}/w{j.spec.width}" for j in train if j.spec.part})
+    if near or split:
+        text = []
+        if near:
+            text.append(f"{len(near)} training jobs need more than {NEAR_LIMIT:.0%} of the card's usable memory "
+                        f"(largest {max(j.device_mb for j in near) / 1e3:.1f} GB: "
+                        f"{job_label(max(near, key=lambda j: j.device_mb))})")
+        if split:
+            text.append(f"split by seed even on this card: {', '.join(split)}")
+        lines.append(f"- memory: {'; '.join(text)}.")
+    else:
+        lines.append(f"- memory: every training job fits one {plan.device.gpu.label} with all its seeds.")
+    regimes = {run: run_regime(plan.config, run) for run in _training_by_run(plan)}
+    f = REGIME_FACTOR
+    checks = [("m/n", "m/n below", lambda r: r["m/n"] < f, f"{f:g}"),
+              ("m/d", "m/d below", lambda r: r["m/d"] < f, f"{f:g}"),
+              ("eta T/m", "ηT/m above", lambda r: r["eta T/m"] > 1 / f, f"{1 / f:g}"),
+              ("beta c eta T", "β c(m_z) ηT above", lambda r: r.get("beta c eta T", 0.0) > 1 / f, f"{1 / f:g}")]
+    for key, words, test, bound in checks:
+        found = []
+        for _, _, _, names in groups:     # the table's rows, with the range of the number over them
+            hit = [regimes[run][key] for run in names if key in regimes[run] and test(regimes[run])]
+            if hit:
+                value = _fmt(hit[0]) if min(hit) == max(hit) else f"{_fmt(min(hit))} to {_fmt(max(hit))}"
+                found.append(f"{_runs_label([r for r in names if key in regimes[r] and test(regimes[r])])} ({value})")
+        lines.append(f"- regime, {words} {bound} at the widest width: " + ("; ".join(found) if found else "none") + ".")
+    lines += ["", DOC_END]
+    return "\n".join(lines)
+
+
+def update_docs(path: str | pathlib.Path, calibration: Calibration | None = None) -> bool:
+    """Rewrite every generated plan block of a markdown file from the config its marker names;
+    True when the file changed."""
+    import re
+
+    import yaml
+
+    path = pathlib.Path(path)
+    text = path.read_text()
+    begin = re.escape(DOC_BEGIN).replace(re.escape("{config}"), r"(\S+)")
+    pattern = re.compile(begin + r".*?" + re.escape(DOC_END), re.S)
+
+    def regenerate(match):
+        name = match.group(1)
+        config = yaml.safe_load((ROOT / name).read_text()) or {}
+        return cost_markdown(config, name, calibration)
+
+    new = pattern.sub(regenerate, text)
+    if new != text:
+        path.write_text(new)
+    return new != text
 
 
 def main(argv=None) -> int:
@@ -1059,9 +1358,17 @@ def main(argv=None) -> int:
     p.add_argument("--calibration", help=f"calibration JSON (default {CALIBRATION_PATH.relative_to(ROOT)})")
     p.add_argument("--calibrate", action="store_true", help="measure this CPU now instead of reading the file")
     p.add_argument("--json", help="also write the plan as JSON to this file")
+    p.add_argument("--cost", action="store_true",
+                   help="print the cost on one H100 and through profiles/slurm as markdown (docs/figures.md)")
+    p.add_argument("--update-docs", metavar="MARKDOWN",
+                   help="rewrite the generated plan blocks of this file (each names its config) and exit")
     args = p.parse_args(argv)
     import yaml
 
+    if args.update_docs:
+        changed = update_docs(args.update_docs, Calibration.load(args.calibration))
+        print(f"{args.update_docs}: {'updated' if changed else 'already current'}")
+        return 0
     try:
         with open(args.config) as fh:
             config = yaml.safe_load(fh) or {}
@@ -1073,6 +1380,10 @@ def main(argv=None) -> int:
             cal = Calibration(calibration.measure())
         else:
             cal = Calibration.load(args.calibration)
+        if args.cost:
+            name = os.path.relpath(args.config, ROOT) if os.path.isabs(args.config) else args.config
+            print(cost_markdown(config, name, cal))
+            return 0
         plan = plan_config(config, calibration=cal, accelerator=args.accelerator, gpu=args.gpu)
     except (PlanError, C.ConfigError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
