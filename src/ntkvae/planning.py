@@ -5,7 +5,7 @@
 - target lists: the training, kernel and prediction files of runs, what each figure and the
   claims read (`FIGURES`, one row per figure: the figure rules, `figure_names`, the plot
   dispatch of `python -m ntkvae.plot` and the report order all come from it);
-- resources of the heavy jobs and the accelerator choice;
+- the accelerator choice (the heavy jobs' resources are ntkvae.plan's);
 - the package modules a CLI imports (`module_files`), which the rules list as inputs so that
   editing the code reruns the jobs that run it (docs/design.md, "Code edits rerun their jobs").
 
@@ -486,34 +486,6 @@ def kernel_model(config: Config, activation: str) -> dict:
     model = {k: v for k, v in config["model"].items() if k != "widths"}
     model["activation"] = activation
     return model
-
-
-def train_mem_mb(config: Config, run: str, width: int, attempt: int = 1) -> int:
-    """Memory of a training job: parameters, optimizer state and activations, per seed."""
-    seeds = len(run_settings(config, run)["seeds"])
-    params = 5 * width * max(width, 4096)
-    return int((2000 + 16 * seeds * params / 1e6) * (1.5 ** (attempt - 1)))
-
-
-def train_runtime(config: Config, run: str, width: int, attempt: int = 1) -> int:
-    """Minutes for a training job on one GPU, doubled on each retry."""
-    settings = run_settings(config, run)
-    estimate = 10 + settings["steps"] * len(settings["seeds"]) * (width / 4096) ** 2 * 0.05
-    return int(estimate * 2 ** (attempt - 1))
-
-
-def kernel_mem_mb(config: Config, dataset: str, attempt: int = 1) -> int:
-    """Theta_inf (total and W4, or every group with per_group: full), eigenvectors and eigh's
-    work space: about 7 (or 11) n x n float64 arrays."""
-    n = dataset_entry(config, dataset)["n"]
-    arrays = 11 if config["kernels"]["per_group"] == "full" else 7
-    return int((1000 + arrays * 8 * n * n / 1e6) * (1.5 ** (attempt - 1)))
-
-
-def kernel_runtime(config: Config, dataset: str, attempt: int = 1) -> int:
-    """Minutes: the n x n map and the n^3 eigendecomposition (n = 10,000: a few minutes on 2 cores)."""
-    n = dataset_entry(config, dataset)["n"]
-    return int((5 + 10 * (n / 10000) ** 3 + 5 * (n / 10000) ** 2) * 2 ** (attempt - 1))
 
 
 def tfds_fetch_options(config: Config) -> str:
