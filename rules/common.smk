@@ -122,7 +122,33 @@ def train_command(wildcards, input, output):
     scratch = paths.CHECKPOINT.format(dataset=wildcards.dataset, run=wildcards.run, width=int(wildcards.width))
     return (f"python -m ntkvae.train --data {input.data} --width {wildcards.width} --run {wildcards.run} "
             f"--model {train_model_json(wildcards)} --training {train_settings_json(wildcards)} "
-            f"--checkpoint {scratch} --probe {probe_json()} --out {output.run}")
+            f"--checkpoint {scratch} --probe {probe_json()}{compilation_cache_option()} --out {output.run}")
+
+
+def compilation_cache_option():
+    """` --compilation-cache DIR` of compute.compilation_cache, or nothing when it is off."""
+    directory = lookup(dpath="compute/compilation_cache", within=config, default="")
+    return f" --compilation-cache {shlex.quote(directory)}" if directory else ""
+
+
+def batch_command(batch):
+    """The command of a batched training job: every member run as a --run/--training/--out triple."""
+
+    def command(wildcards, input, output):
+        first = batch.runs[0]
+        members = " ".join(f"--run {run} --training {quoted_json(run_settings(config, run))} --out {out}"
+                           for run, out in zip(batch.runs, output))
+        scratch = paths.TRAIN_BATCH_CHECKPOINT.pattern.replace("{batch}", batch.rule).format(**wildcards)
+        return (f"python -m ntkvae.train --data {input.data} "
+                f"--width {wildcards.width} --model {quoted_json(run_model(config, first))} {members} "
+                f"--checkpoint {scratch} --probe {probe_json()}{compilation_cache_option()}")
+
+    return command
+
+
+def batch_pattern(path, batch):
+    """A result-path pattern of a batched job, its {batch} being the rule's name."""
+    return path.pattern.replace("{batch}", batch.rule)
 
 
 def part_seeds(wildcards):
@@ -196,11 +222,12 @@ except plan.PlanError as err:
     raise WorkflowError(str(err)) from None
 
 
-def planned(rule_name, key):
-    """Resource function: `key` of the planned job of rule `rule_name` (grown with Snakemake's attempt)."""
+def planned(rule_name, key, **fixed):
+    """Resource function: `key` of the planned job of rule `rule_name` (grown with Snakemake's
+    attempt); `fixed`: wildcards the rule does not have (a batched job's first run)."""
 
     def resource(wildcards, attempt):
-        return plan.job_resources(config, rule_name, attempt, **dict(wildcards.items()))[key]
+        return plan.job_resources(config, rule_name, attempt, **dict(wildcards.items()), **fixed)[key]
 
     resource.__name__ = f"{rule_name}_{key}"
     return resource

@@ -60,3 +60,38 @@ rule train_part:
         "python -m ntkvae.seed_parts train --seeds {params.seeds} --data {input.data} --width {wildcards.width} "
         "--run {wildcards.run} --model {params.model} --training {params.training} "
         "--checkpoint {params.checkpoint} --probe {params.probe} --out {output.part} > {log} 2>&1"
+
+
+# Batched training (compute.batch_runs): the runs that differ only in per-lane numbers train in
+# one job per width, every seed of every run a lane of one jitted step (planning.training_batches);
+# each run's file is the one rule train would write. One rule per group of runs, preferred over
+# rule train for the files it writes.
+for batch in planning.training_batches(config):
+
+    rule:
+        name:
+            batch.rule
+        input:
+            data=paths.DATA.pattern,
+            code=code("ntkvae.train"),
+        output:
+            [paths.TRAIN.pattern.replace("{run}", run) for run in batch.runs],
+        log:
+            batch_pattern(paths.TRAIN_BATCH_LOG, batch),
+        benchmark:
+            batch_pattern(paths.TRAIN_BATCH_BENCHMARK, batch)
+        wildcard_constraints:
+            width="|".join(str(w) for w in batch.widths),
+        params:
+            command=batch_command(batch),
+        threads: 2
+        resources:
+            mem_mb=planned("train", "mem_mb", run=batch.runs[0]),
+            runtime=planned("train", "runtime", run=batch.runs[0]),
+            gpu=planned("train", "gpu", run=batch.runs[0]),
+        conda:
+            JAX_ENV
+        shell:
+            "{params.command} > {log} 2>&1"
+
+    workflow.ruleorder(batch.rule, "train")

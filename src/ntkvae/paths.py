@@ -30,6 +30,7 @@ WILDCARDS = {
     "run": r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
     "width": r"\d+",
     "seeds": r"\d+(?:-\d+)*",
+    "batch": r"train_batch\d+",    # a batched training job's rule (planning.training_batches)
     "number": r"\d+",
     "topic": r"[a-z][a-z0-9_]*",
     "ext": r"pdf|png",
@@ -93,6 +94,11 @@ TFDS_RECORD = ResultPath(f"{RESULTS}/data/tfds/{{dataset}}.json")
 TRAIN = ResultPath(f"{RESULTS}/train/{{dataset}}/{{run}}/w{{width}}.h5")
 CHECKPOINT = ResultPath(f"{RESULTS}/checkpoints/{{dataset}}/{{run}}/w{{width}}.npz")
 # A training job too large for its device, split by seed (ntkvae.plan): one part file per
+# A batched training job (rule train_batch<k>: several runs of one width in one job) keeps
+# one log, benchmark and checkpoint under the rule's name.
+TRAIN_BATCH_CHECKPOINT = ResultPath(f"{RESULTS}/checkpoints/batches/{{dataset}}/{{batch}}/w{{width}}.npz")
+TRAIN_BATCH_LOG = ResultPath(f"{RESULTS}/logs/train_batches/{{dataset}}/{{batch}}/w{{width}}.log")
+TRAIN_BATCH_BENCHMARK = ResultPath(f"{RESULTS}/benchmarks/train_batches/{{dataset}}/{{batch}}/w{{width}}.tsv")
 # group of seeds (seeds "0-1-2"), joined into TRAIN by the train rule.
 TRAIN_PART = ResultPath(f"{RESULTS}/train/{{dataset}}/{{run}}/w{{width}}/seeds{{seeds}}.h5")
 TRAIN_PART_CHECKPOINT = ResultPath(f"{RESULTS}/checkpoints/{{dataset}}/{{run}}/w{{width}}/seeds{{seeds}}.npz")

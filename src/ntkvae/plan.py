@@ -593,8 +593,13 @@ def workflow_jobs(config: Mapping) -> list[JobSpec]:
     jobs = {}
     for path in files:
         spec = job_of(path, figures)
-        if spec is not None:
-            jobs.setdefault(spec.output, spec)
+        if spec is None:
+            continue
+        batch = planning.training_batch(cfg, spec.run, spec.width) if spec.rule == "train" else None
+        if batch is not None:   # one job for all members (rules/train.smk: rule train_batch<k>)
+            first = train_output(spec.dataset, batch.runs[0], spec.width)
+            spec = dataclasses.replace(spec, run=batch.runs[0], output=first, members=batch.runs)
+        jobs.setdefault(spec.output, spec)
     order = ["fetch_tfds_dataset", "convert_tfds_dataset", "prepare_offline_data", "prepare_mnist5k", "train", "kernel",
              "predict"]
     rank = {rule: i for i, rule in enumerate(order)}

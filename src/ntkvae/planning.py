@@ -24,7 +24,7 @@ import subprocess
 from typing import Any, Callable, Mapping
 
 from . import paths
-from .config import ConfigError, run_model, run_settings, validate_config
+from .config import PER_MEMBER, ConfigError, run_model, run_settings, validate_config
 
 Config = Mapping[str, Any]
 
@@ -199,6 +199,52 @@ def activation_runs(config: Config) -> list[str]:
 def krr_runs(config: Config) -> list[str]:
     """The runs F5 compares with the kernel predictor: the beta sweep, and Wsigma trained."""
     return beta_runs(config) + ([SIGMA_TRAINED_RUN] if config["figures"]["sigma_trained"] else [])
+
+
+# ---------------------------------------------------------------- batched training jobs
+@dataclasses.dataclass(frozen=True)
+class TrainingBatch:
+    """Runs trained together in one job at each of `widths` (rule `rule`): they share the model
+    and every training setting but the per-lane numbers of ntkvae.config.PER_MEMBER."""
+
+    rule: str
+    runs: tuple[str, ...]
+    widths: tuple[int, ...]
+
+
+def _batch_key(config: Config, run: str) -> str:
+    """What runs trained in one job must share: the model (but its width list) and every
+    training setting but PER_MEMBER."""
+    model = {k: v for k, v in run_model(config, run).items() if k != "widths"}
+    settings = {k: v for k, v in run_settings(config, run).items() if k not in PER_MEMBER}
+    return json.dumps([model, settings], sort_keys=True, default=str)
+
+
+def training_batches(config: Config) -> list[TrainingBatch]:
+    """The batched training jobs of a config: at each width, the runs with equal batch keys (two
+    or more) form one job; a group of runs batched alike at several widths is one rule. Empty
+    when compute.batch_runs is false. Runs in config order, so that lanes and names are stable."""
+    if not config.get("compute", {}).get("batch_runs", True):
+        return []
+    by_runs: dict[tuple[str, ...], list[int]] = {}
+    widths = sorted({w for run in run_names(config) for w in run_widths(config, run)})
+    for width in widths:
+        groups: dict[str, list[str]] = {}
+        for run in run_names(config):
+            if width in run_widths(config, run):
+                groups.setdefault(_batch_key(config, run), []).append(run)
+        for runs in groups.values():
+            if len(runs) > 1:
+                by_runs.setdefault(tuple(runs), []).append(width)
+    return [TrainingBatch(f"train_batch{i}", runs, tuple(ws)) for i, (runs, ws) in enumerate(by_runs.items())]
+
+
+def training_batch(config: Config, run: str, width: int) -> TrainingBatch | None:
+    """The batched job that trains `run` at `width`, or None (it trains alone, rule train)."""
+    for batch in training_batches(config):
+        if run in batch.runs and int(width) in batch.widths:
+            return batch
+    return None
 
 
 # ---------------------------------------------------------------- target lists
