@@ -26,7 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import groups as G
+from . import threefry
 from .groups import BIAS_GROUPS, WEIGHT_GROUPS  # noqa: F401  (the group names, defined in groups.py)
+
+threefry.use_unrolled_on_cpu()   # compile time: see threefry.py (same bits)
 
 ACTIVATIONS: dict[str, Callable] = {
     "erf": jax.scipy.special.erf,
