@@ -191,7 +191,8 @@ class Programs:
         self.adam = _adam() if spec.optimizer == "adam" else None
         self._chunks: dict[int, Callable] = {}
         self._finals: dict[tuple, Callable] = {}
-        self.init = jax.jit(self._init, static_argnums=1)
+        self.init = jax.jit(self._init_one, static_argnums=1)
+        self.stack = jax.jit(self._stack)
         self.evaluate = jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, 0, 0, 0, None, None)))
         self.stream_keys = jax.jit(lambda seeds, stream: jax.vmap(lambda s: seed_key(s, stream))(seeds),
                                    static_argnums=1)
@@ -199,17 +200,21 @@ class Programs:
 
     # ------------------------------------------------------------------ state
 
-    def _init(self, seeds, d):
-        """Stacked (over lanes) parameters, keys and optimizer state of the lanes' seeds."""
+    def _init_one(self, seed, d):
+        """Parameters and keys of one seed (one program for every seed and lane count)."""
+        k_init, k_noise, k_eval = seed_keys(seed)
+        return M.init_params(k_init, self.arch, d, self.width), k_noise, k_eval
 
-        def one(seed):
-            k_init, k_noise, k_eval = seed_keys(seed)
-            return M.init_params(k_init, self.arch, d, self.width), k_noise, k_eval
-
-        params, noise_key, eval_key = jax.vmap(one)(seeds)
+    def _stack(self, lanes):
+        """The lanes' parameters and keys stacked, with the optimizer state of the trained groups."""
+        params, noise_key, eval_key = jax.tree.map(lambda *a: jnp.stack(a), *lanes)
         trained = {g: params[g] for g in self.spec.trained_groups}
         opt_state = jax.vmap(self.adam.init)(trained) if self.adam else ()
         return params, noise_key, eval_key, opt_state
+
+    def init_lanes(self, seeds, d):
+        """Stacked (over lanes) parameters, keys and optimizer state of the lanes' seeds."""
+        return self.stack([self.init(np.int32(seed), d) for seed in seeds])
 
     # ------------------------------------------------------------------ training
 
@@ -422,7 +427,7 @@ class Trainer:
 
     def init_state(self) -> dict:
         """Stacked (over lanes) parameters, optimizer state and keys at step 0 (one program)."""
-        params, noise_key, eval_key, opt_state = self.programs.init(self.seeds, self.d)
+        params, noise_key, eval_key, opt_state = self.programs.init_lanes(self.seeds, self.d)
         # params0 is a copy: the chunk function donates (reuses) the buffers of params.
         params0 = jax.tree.map(jnp.copy, params)
         return {"params": params, "params0": params0, "opt_state": opt_state, "noise_key": noise_key,
