@@ -19,9 +19,9 @@ from .. import paths
 from ..results import kernels as K
 from ..results import measures, stats
 from ..results import theorem as T
-from ..results.runs import regime_text
-from .table import (LAZINESS, THEOREM_1, THEOREM_2, THEOREM_SETTING, TRAINED_AS_VAES, WIDTH, Claim, measured_claim,
-                    not_evaluated, runs_of)
+from ..results.runs import divergence_note, regime_text
+from .table import (LAZINESS, NOT_EVALUATED, THEOREM_1, THEOREM_2, THEOREM_SETTING, TRAINED_AS_VAES, WIDTH, Claim,
+                    measured_claim, not_evaluated, runs_of)
 
 # Theorem 1's bound compares losses computed in float32: a ratio within this of 1 is equality.
 BOUND_ROUNDING = 1e-5
@@ -108,11 +108,16 @@ def theorem1_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
 
 
 def kernel_error(run, kernel) -> float:
-    """max over seeds and {init, end} of ||Theta_m - Theta_inf||_2 on the probe points (trained groups)."""
+    """max over seeds and {init, end} of ||Theta_m - Theta_inf||_2 on the probe points (trained groups).
+
+    The seeds that diverged are left out (their final kernel is NaN or blown up); NaN if none is left."""
     limit = K.theta_inf_probe(run, kernel)
+    keep = measures.finite_seeds(run)
+    if not keep.any():
+        return float("nan")
     worst = 0.0
     for stage in ("init", "final"):
-        diff = K.theta_m(run, stage) - limit[None]
+        diff = K.theta_m(run, stage)[keep] - limit[None]
         worst = max(worst, float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (diff + np.swapaxes(diff, 1, 2)))))))
     return worst
 
@@ -253,6 +258,10 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
     small, growth, used, big = [], [], [], []
     for run, ref in pairs:
         added = T.added_ridges(run, ref, kernel, y)
+        # A seed that diverged in either run has no ridge to measure (a fit to its NaN outputs
+        # would still return one): NaN, which the intervals leave out.
+        ok = (measures.finite_seeds(run) & measures.finite_seeds(ref))[:, None]
+        added["added"] = np.where(ok, added["added"], np.nan)
         ratio = added["added"] / added["noise_ridge"]
         keep = added["drift"] <= T.KL_DRIFT_SMALL
         if keep.any():
@@ -260,7 +269,8 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
             used.append(run)
         if added["drift"][-1] >= T.KL_DRIFT_LARGE:
             big.append(run)
-            growth.append([measures.spearman(added["step"], row) for row in added["added"]])
+            growth.append([measures.spearman(added["step"], row) if np.isfinite(row).all() else np.nan
+                           for row in added["added"]])
     out = []
     if small:
         per_seed = np.max(np.stack(small), axis=0)
@@ -309,7 +319,7 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
     _, drop = measures.per_seed_table(used, lambda r: 1 - measures.final(r.data["eval"]["noise_floor"]) /
                                       np.asarray(r.data["eval"]["noise_floor"], float)[:, 0])
     regime = regime_text(used)
-    return [
+    return noting_divergences(used, [
         measured_claim(
             "practical_mean_kernel", THEOREM_1, TRAINED_AS_VAES,
             f"with fresh noise the noise-averaged residual follows the mean-kernel prediction with SGD kicks, "
@@ -326,7 +336,16 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
             predicted="slope -1", tolerance=f"±{tol:g}", reason=slope_reason(widths, tol), regime=regime,
             prefix="slope ", detail="relative drop of the floor by the last step " +
                                     ", ".join(f"m = {w}: {d:+.3g}" for w, d in zip(widths, np.nanmean(drop, axis=0)))),
-    ]
+    ])
+
+
+def noting_divergences(runs, rows: list[Claim]) -> list[Claim]:
+    """`rows`, measured on `runs`, with the seeds that diverged (and were left out) named in their detail."""
+    note = divergence_note(runs)
+    for c in rows if note else ():
+        if c.verdict != NOT_EVALUATED:
+            c.detail = f"{c.detail}; {note}" if c.detail else note
+    return rows
 
 
 # ------------------------------------------------------------------ entry point
@@ -344,11 +363,13 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
     y = data_targets(data) if not missing else None
     out = []
     if family and kernel is not None:
-        out += theorem1_claims(family, name, kernel, y, dataset, settings)
+        # laziness_claims name the widths they leave out themselves (measures.left_out).
+        out += noting_divergences(family, theorem1_claims(family, name, kernel, y, dataset, settings))
         out += laziness_claims(family, name, kernel, dataset, settings, THEOREM_SETTING)
-        out += theorem2_claims(family, name, kernel, y, dataset, settings)
-        out += kl_ridge_claims(runs, family, kernel, y, dataset, settings)
-        out.append(min_width_claim(family, name, kernel, y, dataset, settings))
+        out += noting_divergences(family, theorem2_claims(family, name, kernel, y, dataset, settings))
+        kl_runs = runs_of(runs, dataset, (settings.get("theorem_runs") or {}).get("kl", []))
+        out += noting_divergences(family + kl_runs, kl_ridge_claims(runs, family, kernel, y, dataset, settings))
+        out += noting_divergences(family, [min_width_claim(family, name, kernel, y, dataset, settings)])
     else:
         why = "needs " + " and ".join(missing) if missing else \
             "no theorem-setting runs (config `theorems`) with recorded outputs"
