@@ -47,7 +47,7 @@ def test_tiny_config_gets_every_default():
         (lambda c: c["runs"].update(bad={"step": 3}), "runs.bad: Additional properties are not allowed ('step'"),
         (lambda c: c.pop("model"), "'model' is a required property"),
         (lambda c: c["figures"].update(convergence_runs=["nope"]), "figures.convergence_runs: run 'nope' is not defined"),
-        (lambda c: c["datasets"].append({"name": "digits"}), "dataset 'digits' is listed twice"),
+        (lambda c: c["datasets"].append(dict(c["datasets"][1])), "dataset 'sprites' is listed twice"),
     ],
 )
 def test_bad_config_names_the_key(default, mutate, expected):

@@ -295,7 +295,7 @@ def theory_world(tmp_path):
     write_kernel(kernel, theta)
     mse = [add_theory_data(write_run(tmp_path / f"mse{w}.h5", run="mse", width=w, n=n), theta, y) for w in (64, 256)]
     prediction = place(tmp_path, paths.PREDICTION.format(dataset="toy", run="mse"))
-    with h5py.File(prediction, "w") as f:   # the layout of `compute_kernels predict` (what the readers need)
+    with h5py.File(prediction, "w") as f:   # the layout of `python -m ntkvae.predict` (what the readers need)
         f["step"] = np.arange(0, 41, 10.0)
         f["fresh/mean_function_mse"] = np.linspace(1.0, 0.1, 5)
         f["fixed/mse"] = np.linspace(1.0, 0.1, 5)

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import ROOT
 from ntkvae import compute_kernels, datasets, io
+from ntkvae import predict as predict_cli
 
 TINY_MODEL = {"activation": "erf", "weight_std": 1.0, "bias": False}
 TINY_KERNELS = {"probe_size": 4, "block_size": 5}
@@ -48,7 +49,7 @@ def damaged_copy(src, dst, edit):
 
 
 def predict(data, kernel, out, training=TINY_TRAINING):
-    return compute_kernels.main(["predict", "--data", str(data), "--kernel", str(kernel), "--training",
+    return predict_cli.main(["--data", str(data), "--kernel", str(kernel), "--training",
                                  json.dumps(training) if isinstance(training, dict) else training, "--out", str(out)])
 
 

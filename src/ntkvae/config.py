@@ -131,10 +131,25 @@ def _check_consistency(config: dict) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"invalid config:\n  datasets: dataset {dup[0]!r} is listed twice")
+    _check_run_settings(config)
     for key in config.get("figures", {}).get("convergence_runs", []):
         if key not in config["runs"]:
             raise ConfigError(f"invalid config:\n  figures.convergence_runs: run {key!r} is not defined in runs "
                               f"(defined: {', '.join(config['runs'])})")
+
+
+def _check_run_settings(config: dict) -> None:
+    """Training settings that are valid alone but not as a run resolves them (training + overrides)."""
+    smallest = min((d["n"] for d in config["datasets"]), default=None)
+    for run in config.get("runs", {}):
+        settings = run_settings(config, run)
+        if settings.get("convergence_tolerance") is not None and settings.get("noise") != "fixed":
+            raise ConfigError(f"invalid config:\n  runs.{run}: convergence_tolerance needs noise: fixed (the run "
+                              f"has noise: {settings.get('noise')}); set noise: fixed or convergence_tolerance: null")
+        examples = settings.get("examples")
+        if examples is not None and smallest is not None and examples > smallest:
+            raise ConfigError(f"invalid config:\n  runs.{run}: examples {examples} exceeds the {smallest} examples "
+                              f"of the smallest dataset")
 
 
 def parse_section(text: str, section: str, option: str, *, partial: bool = False,

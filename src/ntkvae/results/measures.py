@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GROUPS = ("W1", "Wmu", "Wsigma", "W3", "W4")
-
-
-def param_count(group: str, width: int, d: int, latent_width: int) -> int:
-    """Number of weights of a group (shapes as in ntkvae.model.param_shapes, which imports JAX)."""
-    m, mz = int(width), int(latent_width)
-    shapes = {"W1": (m, d), "Wmu": (mz, m), "Wsigma": (mz, m), "W3": (m, mz), "W4": (d, m)}
-    rows, cols = shapes[group]
-    return rows * cols
+from ..groups import WEIGHT_GROUPS as GROUPS, param_count  # noqa: F401  (defined once, JAX-free)
 
 
 def predicted_weight_change_slope(group: str, widths, d: int, latent_widths) -> float:
