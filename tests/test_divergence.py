@@ -339,3 +339,40 @@ def test_figures_say_when_no_ntk_probes_were_recorded(theory_world, figure):
     assert plot.main([figure, "--inputs", *runs, "--kernels", kernel, "--data", data, "--settings", "{}",
                       "--pdf", str(pdf)]) == 0
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def drop_probes(path) -> str:
+    """A training file as kernels.probe_size: 0 writes it: no ntk group."""
+    with h5py.File(path, "a") as f:
+        del f["ntk"]
+    return str(path)
+
+
+def test_claims_without_ntk_probes_say_which_rows_are_not_evaluated(tmp_path):
+    """Finding 4: kernels.probe_size: 0 (documented "0: none") crashed the claims (KeyError 'ntk' in
+    t1_rate's Weyl tolerance), and the laziness rows that need the probes (kernel_constancy,
+    kernel_limit, lambda_min) vanished from the table without a word."""
+    n = 12
+    data = write_dataset(place(tmp_path, paths.DATA.format(dataset="toy")), n=n, side=4)
+    y = h5py.File(data)["x"][()]
+    kernel = write_kernel(place(tmp_path, paths.KERNEL.format(dataset="toy", activation="erf")),
+                          spd_kernel(n) + 0.4 * np.eye(n), noise=0.4, sigma_noise=0.05)
+    files = [drop_probes(write_theorem_run(tmp_path / f"thm_w{w}.h5", kernel, y, width=w, seed_spread=0.02))
+             for w in (256, 1024)]
+    claims = C.compute(files, dict(THEOREM_SETTINGS, theorem_runs={"mse": "thm_mse", "kl": []}), ["toy"], [kernel],
+                       [data])
+    found = {c.key: c for c in claims if c.setting == C.table.THEOREM_SETTING}
+    for key in ("t1_rate", "kernel_constancy", "kernel_limit", "lambda_min"):
+        assert found[key].verdict == C.NOT_EVALUATED and "kernels.probe_size" in found[key].detail, key
+    assert found["t1_gap_slope"].verdict != C.NOT_EVALUATED and found["weight_change_slope"].verdict != C.NOT_EVALUATED
+
+
+def test_a_missing_run_is_listed_not_dropped(tmp_path):
+    """Finding 4: a laziness run or an activation run without files made its rows vanish silently."""
+    files = laziness_runs(tmp_path, {}) + [write_run(tmp_path / "erf.h5", run="act_erf", activation="erf")]
+    claims = C.compute(files, dict(SETTINGS, laziness_runs=["mse", "other"], activations=["erf", "relu"]), ["toy"])
+    missing = [c for c in claims if "run other" in c.claim]
+    assert {c.key for c in missing} == {"weight_change_slope", "kernel_constancy", "kernel_limit", "lambda_min"}
+    assert all(c.verdict == C.NOT_EVALUATED and c.detail == "run missing" for c in missing)
+    relu = [c for c in rows(claims, "activations") if c.claim.endswith("relu")]
+    assert len(relu) == 1 and relu[0].verdict == C.NOT_EVALUATED and relu[0].detail == "run missing"

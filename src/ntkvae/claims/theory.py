@@ -25,6 +25,9 @@ from .table import (LAZINESS, NOT_EVALUATED, THEOREM_1, THEOREM_2, THEOREM_SETTI
 
 # Theorem 1's bound compares losses computed in float32: a ratio within this of 1 is equality.
 BOUND_ROUNDING = 1e-5
+# The laziness rows measured on the empirical-NTK probes, and why they are not evaluated without them.
+PROBE_CLAIMS = ("kernel_constancy", "kernel_limit", "lambda_min")
+NO_PROBES = "needs empirical-NTK probes at two widths that trained (kernels.probe_size is 0 or the probes are missing)"
 
 
 def _rows(dataset, *specs):
@@ -90,6 +93,10 @@ def theorem1_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
         detail="max ratio per width " + ", ".join(f"m = {w}: {np.nanmax(r):.4g}" for w, r in zip(widths, ratios.T))))
     # The late decay rate against the seed's own linearized trajectory over the same window.
     widest = family[-1]
+    if not K.has_probes(widest):   # the tolerance is a Weyl bound from the empirical-NTK probes
+        out.append(not_evaluated("t1_rate", THEOREM_1, THEOREM_SETTING, "the late rate is that of the linearized "
+                                 "trajectory", dataset, figure_of("f4_rate", dataset), NO_PROBES))
+        return out
     rates = T.late_rates(widest, kernel, y)
     ratio = np.where(measures.finite_seeds(widest), rates["measured"] / rates["linearized"], np.nan)
     weyl = kernel_error(widest, kernel) / rates["lambda0"]
@@ -160,7 +167,7 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
                               fig2, "needs two widths that trained" + note)
         if any(r.diverged for r in dropped):   # asked for, but training diverged: say so in the verdict
             claim.verdict, claim.measured = stats.INCONCLUSIVE, "diverged"
-        return [claim]
+        return [claim] + probe_rows_not_evaluated(name, dataset, setting, "needs two widths that trained" + note)
     regime = regime_text(used)
     out = []
     for group in measures.moving_groups(used[-1]):
@@ -181,7 +188,10 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
                 reason=slope_reason(widths, tol), regime=regime, prefix="slope ",
                 detail=f"at m = {widths[-1]}: {np.nanmean(ab[:, -1]):.3g}{note}"))
     probed = [r for r in used if K.has_probes(r)]
-    if len(probed) >= 2 and kernel is not None:
+    if len(probed) < 2 or kernel is None:
+        out += probe_rows_not_evaluated(name, dataset, setting, NO_PROBES if kernel is not None else
+                                        f"needs the kernel file results/kernels/{dataset}/<activation>.h5")
+    else:
         widths, change = measures.per_seed_table(probed, K.kernel_change)
         _, limit = measures.per_seed_table(probed, lambda r: K.distance_to_limit(r, kernel))
         out.append(measured_claim(
@@ -207,6 +217,12 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
             reason="an eigenvalue of a matrix with m^-1/2 fluctuations; " + slope_reason(widths, tol), regime=regime,
             prefix="slope ", detail=f"at m = {widths[-1]}: {np.nanmean(lam[:, -1]):.4g} vs {lam_inf[-1]:.4g}"))
     return out
+
+
+def probe_rows_not_evaluated(name, dataset, setting, why) -> list[Claim]:
+    """The laziness rows measured on the empirical-NTK probes, listed with the reason they are not measured."""
+    return [not_evaluated(key, LAZINESS, setting, f"{text} (run {name})", dataset, figure_of(fig, dataset), why)
+            for key, _, _, text, fig in THEORY_CLAIMS if key in PROBE_CLAIMS]
 
 
 def theorem2_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
@@ -384,6 +400,11 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
         family_l = runs_of(runs, dataset, [lazy])
         if family_l:
             out += laziness_claims(family_l, lazy, kernel, dataset, settings, TRAINED_AS_VAES)
+        else:
+            out.append(not_evaluated("weight_change_slope", LAZINESS, TRAINED_AS_VAES,
+                                     f"weight change vs width (run {lazy})", dataset,
+                                     figure_of("f2_laziness", dataset), "run missing"))
+            out += probe_rows_not_evaluated(lazy, dataset, TRAINED_AS_VAES, "run missing")
     return out
 
 

@@ -124,6 +124,9 @@ def activation_claims(runs, dataset, settings) -> list[Claim]:
     for name in names:
         at = [r for r in sweep if r.run == name]
         if not at:
+            out.append(not_evaluated("activations", EXPERIMENTS, TRAINED_AS_VAES,
+                                     f"gradient descent converges with activation {name.removeprefix('act_')}",
+                                     dataset, figure, "run missing"))
             continue
         r = max(at, key=lambda r: r.width)
         activation = r.model["activation"]
