@@ -77,6 +77,24 @@ def test_prediction_from_an_intact_kernel_file_still_works(kernel_files, tmp_pat
         assert np.all(np.isfinite(f["fresh/mean_function_mse"][()]))
 
 
+def test_probe_size_zero_works_through_kernels_prediction_and_training(kernel_files, tmp_path):
+    """Finding 4: kernels.probe_size: 0 is documented as "0: none"; the kernel job, the reader and
+    the prediction work without probes, and the training job records none (the figures and claims
+    then say so: tests/test_divergence.py)."""
+    from types import SimpleNamespace
+
+    from ntkvae.results.kernels import Kernel
+    from ntkvae.train import ntk_probes
+
+    data, _ = kernel_files
+    kernel = tmp_path / "erf.h5"
+    assert compute_kernels.main(["kernel", "--data", str(data), "--model", json.dumps(TINY_MODEL), "--kernels",
+                                 json.dumps(dict(TINY_KERNELS, probe_size=0)), "--out", str(kernel)]) == 0
+    assert Kernel(kernel).probe_groups() == () and Kernel(kernel).probe_block(np.arange(3)).shape == (3, 3)
+    assert predict(data, kernel, tmp_path / "p.h5") == 0
+    assert ntk_probes(SimpleNamespace(probe_cfg={"probe_size": 0}), SimpleNamespace(n=12), state=None) == ({}, {})
+
+
 def test_nan_in_the_data_file_stops_the_kernel_job(kernel_files, tmp_path, caplog):
     data, _ = kernel_files
 
