@@ -199,3 +199,25 @@ def test_config_errors_are_one_line(tmp_path, digits_file, caplog, case):  # noq
     if case != "json":
         assert str(path) in errors[0]
     assert not (tmp_path / "o.h5").exists()
+
+
+@pytest.mark.parametrize("option,text,want", [
+    ("--training", '{"learning_rate": NaN, "steps": 3}', "--training: training.learning_rate: nan is not a finite number"),
+    ("--training", '{"learning_rate": 0.1, "steps": -3}', "--training: training.steps: -3 is less than the minimum of 1"),
+    ("--training", '{"learning_rate": 0.1, "lerning_rate": 1}', "Additional properties are not allowed ('lerning_rate'"),
+    ("--model", '{"activation": "erf", "weight_std": NaN}', "--model: model.weight_std: nan is not a finite number"),
+    ("--probe", '{"probe_size": -2}', "--probe: kernels.probe_size: -2 is less than the minimum of 0"),
+    ("--probe", '{"probe_noise_samples": Infinity}', "--probe: kernels.probe_noise_samples: inf is not of type"),
+])
+def test_json_options_are_checked_against_the_schema(tmp_path, digits_file, caplog, option, text, want):  # noqa: F811
+    """Findings 3 and 8 on the training CLI run by hand: its JSON options were read unchecked (a NaN
+    learning rate, negative steps, a misspelt key or a negative probe size were accepted and
+    trained on, or failed deep inside)."""
+    options = {"--model": '{"activation": "erf"}', "--training": '{"learning_rate": 0.1, "steps": 3}', option: text}
+    args = ["--data", str(digits_file), "--width", "8", "--run", "mse", "--out", str(tmp_path / "o.h5"),
+            *(x for pair in options.items() for x in pair)]
+    with caplog.at_level(logging.ERROR, logger="ntkvae.train"):
+        assert train.main(args) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and want in errors[0] and "\n" not in errors[0], errors
+    assert not (tmp_path / "o.h5").exists()
