@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -234,6 +235,37 @@ def test_full_disk_while_writing_a_kernel_file_is_one_line(kernel_files, tmp_pat
                                  json.dumps(TINY_KERNELS), "--out", str(out)]) == 1
     assert any(f"cannot write {out}: No space left on device" in m for m in error_lines(caplog)), error_lines(caplog)
     assert list(tmp_path.iterdir()) == []       # no temporary file left
+
+
+KILLED_WHILE_WRITING = """
+import os, sys
+from ntkvae import io
+with io.atomic_h5(sys.argv[1]) as f:
+    f["x"] = list(range(1000))
+    os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next(tmp_path):
+    """Finding 7: a job SIGKILLed inside its atomic write left its hidden temporary forever (the
+    kernel, prediction, data and claims jobs as well as training); the next writer of the path
+    removes it, and leaves alone the temporary of a writer that is still alive."""
+    out = tmp_path / "erf.h5"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(out)], capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == -9
+    (left,) = tmp_path.glob(".erf.h5.tmp-*")
+    live = tmp_path / f".erf.h5.tmp-{os.getppid()}"    # pytest's parent: alive
+    live.write_bytes(b"being written")
+    with io.atomic_h5(out) as f:
+        f["x"] = [1.0]
+    assert not left.exists() and live.exists()
+    text = tmp_path / "claims.md"
+    stale = tmp_path / f".claims.md.tmp-{left.name.rsplit('-', 1)[1]}"
+    stale.write_text("half")
+    io.write_text(text, "done")
+    assert not stale.exists() and text.read_text() == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["erf.h5", live.name, "claims.md"])
 
 
 def test_write_text_failure_is_named(tmp_path):
