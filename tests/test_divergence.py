@@ -376,3 +376,26 @@ def test_a_missing_run_is_listed_not_dropped(tmp_path):
     assert all(c.verdict == C.NOT_EVALUATED and c.detail == "run missing" for c in missing)
     relu = [c for c in rows(claims, "activations") if c.claim.endswith("relu")]
     assert len(relu) == 1 and relu[0].verdict == C.NOT_EVALUATED and relu[0].detail == "run missing"
+
+
+def test_every_theory_row_is_listed_at_a_single_width(tmp_path):
+    """Finding 4: settings the schema allows (one theorem width, one model width) dropped rows from
+    the table without a word: t2_not_ridgeless with t2_krr_slope, noise_floor_drift with
+    practical_mean_kernel, and t2_kl_ridge_grows whenever no KL run reached its regime."""
+    from ntkvae.claims.theory import THEORY_CLAIMS
+
+    n = 12
+    data = write_dataset(place(tmp_path, paths.DATA.format(dataset="toy")), n=n, side=4)
+    y = h5py.File(data)["x"][()]
+    kernel = write_kernel(place(tmp_path, paths.KERNEL.format(dataset="toy", activation="erf")),
+                          spd_kernel(n) + 0.4 * np.eye(n), noise=0.4, sigma_noise=0.05)
+    files = [write_theorem_run(tmp_path / "thm.h5", kernel, y, width=256, seed_spread=0.02),
+             write_theorem_run(tmp_path / "kl.h5", kernel, y, width=256, run="thm_kl", objective="vae", beta=0.05),
+             add_theory_data(write_run(tmp_path / "mse.h5", run="mse", width=64, n=n), spd_kernel(n), y)]
+    settings = dict(THEOREM_SETTINGS, kernel_runs=["mse"], laziness_runs=["mse"], convergence_runs=["mse"])
+    claims = C.compute(files, settings, ["toy"], [kernel], [data])
+    listed = {(c.key, c.setting) for c in claims}
+    assert {(key, setting) for key, _, setting, _, _ in THEORY_CLAIMS} <= listed
+    why = {c.key: c.detail for c in claims if c.verdict == C.NOT_EVALUATED}
+    assert why["t2_not_ridgeless"] == why["t2_krr_slope"] == "needs two converged widths of the theorem runs"
+    assert why["t2_kl_ridge_grows"].startswith("no KL run-width reaches beta c(m_z) eta T >=")

@@ -233,8 +233,9 @@ def theorem2_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
     left = [r.width for r in family if r not in converged]
     note = f"; widths that did not meet the convergence criterion (left out): {left}" if left else ""
     if len(converged) < 2:
-        return [not_evaluated("t2_krr_slope", THEOREM_2, THEOREM_SETTING, "distance to the KRR limit vs width",
-                              dataset, fig, "needs two converged widths of the theorem runs" + note)]
+        why = "needs two converged widths of the theorem runs" + note
+        return [not_evaluated(key, theorem, setting, text, dataset, figure_of(f, dataset), why)
+                for key, theorem, setting, text, f in THEORY_CLAIMS if key in ("t2_krr_slope", "t2_not_ridgeless")]
     widths, to_krr = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)["krr"])
     _, ridgeless = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)["ridgeless"])
     regime = regime_text(converged)
@@ -267,9 +268,12 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
     names = (settings.get("theorem_runs") or {}).get("kl", [])
     by_width = {r.width: r for r in family}
     pairs = [(r, by_width[r.width]) for r in runs_of(runs, dataset, names) if T.has_outputs(r) and r.width in by_width]
+    drops_out = "the KL adds no ridge where beta c eta t << 1"
+    grows = "the KL acts as a ridge that grows with training time where beta c eta T is large"
     if not pairs:
-        return [not_evaluated("t2_kl_drops_out", THEOREM_2, THEOREM_SETTING, "the KL adds no ridge where "
-                              "beta c eta t << 1", dataset, fig, "no KL runs in the theorem setting (theorems.kl)")]
+        why = "no KL runs in the theorem setting (theorems.kl)"
+        return [not_evaluated("t2_kl_drops_out", THEOREM_2, THEOREM_SETTING, drops_out, dataset, fig, why),
+                not_evaluated("t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING, grows, dataset, fig, why)]
     tol = settings["claims"]
     small, growth, used, big = [], [], [], []
     for run, ref in pairs:
@@ -311,6 +315,9 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
             (rho - 1e-9, 1.0), predicted="Spearman(added ridge, t) +1", tolerance=f">= {rho:g}", fmt="+.2f",
             prefix="Spearman ", reason=f"{rho:g} allows an adjacent pair of logged times to swap under noise",
             regime=regime_text(big), detail=f"{len(big)} KL run-widths with beta c eta T >= {T.KL_DRIFT_LARGE:g}"))
+    else:
+        out.append(not_evaluated("t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING, grows, dataset, fig,
+                                 f"no KL run-width reaches beta c(m_z) eta T >= {T.KL_DRIFT_LARGE:g}"))
     return out
 
 
@@ -323,9 +330,9 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
     family = sorted(runs_of(runs, dataset, [name]), key=lambda r: r.width) if name else []
     fig1, fig4 = figure_of("f1_convergence", dataset), figure_of("f4_rate", dataset)
     if len(family) < 2 or kernel is None:
-        return [not_evaluated("practical_mean_kernel", THEOREM_1, TRAINED_AS_VAES,
-                              "the mean function follows the mean kernel", dataset, fig1,
-                              "needs a kernel run at two widths and its kernel file")]
+        return [not_evaluated(key, theorem, setting, text, dataset, figure_of(f, dataset),
+                              "needs a kernel run at two widths and its kernel file")
+                for key, theorem, setting, text, f in THEORY_CLAIMS if setting == TRAINED_AS_VAES]
     tol = settings["claims"]["slope_tolerance"]
     used, dropped = measures.trained_runs(family)
     used = used if len(used) >= 2 else family
@@ -420,7 +427,11 @@ THEORY_CLAIMS = (
     ("lambda_min", LAZINESS, THEOREM_SETTING, "lambda_min(Theta_m(0)) -> lambda_min(Theta_inf)", "f4_rate"),
     ("t2_krr_slope", THEOREM_2, THEOREM_SETTING, "the converged network approaches KRR with the noise ridge", "f5_krr"),
     ("t2_not_ridgeless", THEOREM_2, THEOREM_SETTING, "the limit is not the ridgeless predictor", "f5_krr"),
+    ("t2_kl_drops_out", THEOREM_2, THEOREM_SETTING, "the KL adds no ridge where beta c eta t << 1", "f5_krr"),
+    ("t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING, "the KL ridge grows with training time where beta c eta T "
+     "is large", "f5_krr"),
     ("min_width", WIDTH, THEOREM_SETTING, "a finite width from which training follows Theta_inf", "f9_min_width"),
     ("practical_mean_kernel", THEOREM_1, TRAINED_AS_VAES, "the mean function follows the mean kernel",
      "f1_convergence"),
+    ("noise_floor_drift", THEOREM_1, TRAINED_AS_VAES, "the noise floor drifts like eta T / m", "f4_rate"),
 )
