@@ -64,9 +64,9 @@ rule train_part:
 
 # Batched training (compute.batch_runs): the runs that differ only in per-lane numbers train in
 # one job per width, every seed of every run a lane of one jitted step (planning.training_batches);
-# each run's file is the one rule train would write. One rule per group of runs, preferred over
-# rule train for the files it writes.
-for batch in planning.training_batches(config):
+# each run's file is the one rule train would write. One rule per dataset and group of runs (as
+# many runs as fit the device: ntkvae.plan.batch_groups), preferred over rule train for its files.
+for batch in plan.training_batches(config):
 
     rule:
         name:
@@ -81,6 +81,7 @@ for batch in planning.training_batches(config):
         benchmark:
             batch_pattern(paths.TRAIN_BATCH_BENCHMARK, batch)
         wildcard_constraints:
+            dataset=batch.dataset,
             width="|".join(str(w) for w in batch.widths),
         params:
             command=batch_command(batch),

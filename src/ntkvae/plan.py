@@ -568,10 +568,11 @@ def job_of(path: str, figures: Mapping[str, "planning.Figure"]) -> JobSpec | Non
     return None
 
 
-def workflow_jobs(config: Mapping) -> list[JobSpec]:
+def workflow_jobs(config: Mapping, batches: Sequence["planning.TrainingBatch"] = ()) -> list[JobSpec]:
     """Every job of `rule all` for this config (without splitting; see `plan_config`), in order
-    data, training, kernels, figures, report."""
+    data, training, kernels, figures, report; the runs of each of `batches` as one job."""
     cfg = with_figure_runs(config)
+    batches = list(batches)
     theory = theory_available()
     files = list(planning.all_targets(cfg, theory))
     for figure in planning.FIGURES:
@@ -595,7 +596,7 @@ def workflow_jobs(config: Mapping) -> list[JobSpec]:
         spec = job_of(path, figures)
         if spec is None:
             continue
-        batch = planning.training_batch(cfg, spec.run, spec.width) if spec.rule == "train" else None
+        batch = planning.training_batch(batches, spec.dataset, spec.run, spec.width) if spec.rule == "train" else None
         if batch is not None:   # one job for all members (rules/train.smk: rule train_batch<k>)
             first = train_output(spec.dataset, batch.runs[0], spec.width)
             spec = dataclasses.replace(spec, run=batch.runs[0], output=first, members=batch.runs)
@@ -820,7 +821,8 @@ def plan_config(config: Mapping, *, calibration: Calibration | None = None, acce
     card = device.gpu or GPUS[gpu or DEFAULT_GPU]
     datasets = {d["name"]: d for d in cfg["datasets"]}
     planned: list[JobPlan] = []
-    for spec in (workflow_jobs(cfg) if specs is None else specs):
+    batches = _fitting_batches(cfg, device, cal)
+    for spec in (workflow_jobs(cfg, batches) if specs is None else specs):
         if spec.rule == "train" and len(spec.runs) > 1:
             ds = datasets[spec.dataset]
             job = _train_plan(spec, cfg, ds, None, device, cal, card, precision)
@@ -847,6 +849,19 @@ def plan_config(config: Mapping, *, calibration: Calibration | None = None, acce
         else:
             planned.append(_other_plan(spec, cfg, datasets, cal))
     return Plan(cfg, device, cal, planned, precision)
+
+
+def _fitting_batches(cfg: Mapping, device: Device, cal: Calibration) -> list["planning.TrainingBatch"]:
+    """planning.training_batches, each group of runs split into jobs that fit the device (batch_groups)."""
+    datasets = {d["name"]: d for d in cfg["datasets"]}
+    return planning.training_batches(
+        cfg, split=lambda dataset, runs, width: batch_groups(cfg, datasets[dataset], runs, width, device, cal))
+
+
+def training_batches(config: Mapping) -> list["planning.TrainingBatch"]:
+    """The batched training jobs of the workflow's config, as its plan has them (rules/train.smk)."""
+    plan = plan_for_workflow(config)
+    return _fitting_batches(plan.config, plan.device, plan.calibration)
 
 
 def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gpu, precision: str) -> JobPlan:
