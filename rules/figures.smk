@@ -25,6 +25,8 @@ for figure in planning.FIGURES:
             png=figure.pattern("png"),
         log:
             figure.log_pattern(),
+        benchmark:
+            paths.FIGURE_BENCHMARK.partial(number=figure.number, topic=figure.topic)
         params:
             topic=figure.topic,
             options=figure_options(figure),

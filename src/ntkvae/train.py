@@ -13,7 +13,7 @@ a job reruns exactly when its own settings change.
 Members. Several `--run/--training/--out` triples (or several `--run/--out` pairs with
 `--config`) train in one job: every seed of every run is a lane of one jitted step, and each
 run's file is the one it would get alone (to float32 rounding; tested). The runs must share
-the model and every training setting except those in `ntkvae.training.PER_MEMBER`
+the model and every training setting except those in `ntkvae.config.PER_MEMBER`
 (objective, learning_rate, beta, kl_scaling, train_sigma, seeds, on_divergence,
 convergence_tolerance, ...); otherwise the job stops at once naming the setting.
 

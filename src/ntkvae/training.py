@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from . import model as M
+from . import config as C
 from . import objectives, stability
 
 log = logging.getLogger("ntkvae.training")
@@ -93,8 +94,7 @@ FROZEN_UNLESS_TRAIN_SIGMA = ("Wsigma", "bsigma")
 # own learning rate and KL weight beta * c(m_z) (0 for the mse objective), a mask for the
 # variance groups, and the host-side choices (divergence policy, convergence tolerance).
 # Everything else shapes the compiled step and must agree.
-PER_MEMBER = ("objective", "learning_rate", "beta", "kl_scaling", "train_sigma", "seeds", "on_divergence",
-              "convergence_tolerance", "description", "checkpoint_every", "progress_seconds")
+PER_MEMBER = C.PER_MEMBER   # the settings in which members may differ
 
 
 def batchable(members) -> None:
