@@ -54,6 +54,7 @@ def _train_config(tmp_path, cfg, data, out):
 def test_tiny_config_at_learning_rate_6_diverges_on_record(tmp_path, tiny_lr6):
     cfg, data = tiny_lr6
     cfg["training"]["on_divergence"] = "record"
+    cfg["kernels"] = {"probe_size": 0}   # no probes: faster, and the documented "0: none" in a real job (finding 4)
     out = tmp_path / "w16.h5"
     proc = _train_config(tmp_path, cfg, data, out)
     assert proc.returncode == 0, proc.stderr
@@ -61,6 +62,7 @@ def test_tiny_config_at_learning_rate_6_diverges_on_record(tmp_path, tiny_lr6):
         diverged = json.loads(f.attrs["diverged"])
         assert set(diverged) == {"0", "1"}, diverged  # on the old main: {} (only NaN/inf counted)
         assert f.attrs["lr_over_stability"] > 1
+        assert "ntk" not in f
 
 
 def test_tiny_config_at_learning_rate_6_fails(tmp_path, tiny_lr6):
