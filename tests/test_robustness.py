@@ -268,11 +268,10 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["erf.h5", live.name, "claims.md"])
 
 
-@pytest.mark.parametrize("module", ["ntkvae.seed_parts", "ntkvae.parts"])
-def test_merging_parts_with_a_broken_attribute_is_one_line(tmp_path, caplog, module):
-    """Finding 8 on the part-merge CLIs: a part file whose config attribute is not JSON gave a
-    JSONDecodeError traceback naming no file."""
-    import importlib
+def test_merging_parts_with_a_broken_attribute_is_one_line(tmp_path, caplog):
+    """Finding 8 on the part-merge CLI (python -m ntkvae.train merge): a part file whose config
+    attribute is not JSON gave a JSONDecodeError traceback naming no file."""
+    from ntkvae import parts
 
     inputs = []
     for seeds in ([0], [1]):
@@ -282,9 +281,7 @@ def test_merging_parts_with_a_broken_attribute_is_one_line(tmp_path, caplog, mod
             f["eval/kl"] = np.ones((1, 3))
             f.attrs.update(config="{broken", part_of_seeds=json.dumps([0, 1]), seeds=json.dumps(seeds))
         inputs.append(str(path))
-    main = importlib.import_module(module).main
-    argv = (["merge"] if module == "ntkvae.seed_parts" else []) + ["--inputs", *inputs, "--out", str(tmp_path / "o.h5")]
-    assert main(argv) == 1
+    assert parts.main(["--inputs", *inputs, "--out", str(tmp_path / "o.h5")]) == 1
     assert any(inputs[0] in m and "not valid JSON" in m for m in error_lines(caplog)), error_lines(caplog)
     assert not (tmp_path / "o.h5").exists()
 

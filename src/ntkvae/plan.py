@@ -884,7 +884,7 @@ def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gp
 
 
 def _merge_plan(spec, cfg, ds, parts, cal) -> JobPlan:
-    """Joining part files (rule train of a split job: python -m ntkvae.seed_parts merge), reading
+    """Joining part files (rule train of a split job: python -m ntkvae.train merge), reading
     and writing the training outputs, on a CPU."""
     job = Training.from_config(cfg, ds, spec.run, spec.width)
     w = Work()
