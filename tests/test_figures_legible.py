@@ -68,10 +68,11 @@ def test_recorded_divergences_are_marked(drawn, topic):
 def test_a_stated_slope_comes_with_its_fit_and_interval(drawn, topic):
     """A panel whose legend states a slope draws the fit and a band for its interval."""
     fig, _ = drawn(topic)
-    stated = [ax for ax in fig.axes if ax.get_legend() and any("slope" in t.get_text() for t in ax.get_legend().get_texts())]
+    stated = [ax for ax in fig.axes if ax.get_legend() and any(
+        "slope" in t.get_text() for t in [*ax.get_legend().get_texts(), ax.get_legend().get_title()])]
     assert stated, "no panel states a slope"
     for ax in stated:
-        assert any(isinstance(c, PolyCollection) and c.get_label().startswith(style.FIT_BAND_LABEL)
+        assert any(isinstance(c, PolyCollection) and c.get_gid() == style.FIT_BAND_GID
                    for c in ax.collections), ax.get_title()
 
 

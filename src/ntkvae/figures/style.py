@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.4   # one column of a two-column paper
 FULL_WIDTH_IN = 7.0     # both columns
-MIN_PANEL_IN = 2.2      # the narrowest plotting panel: two side by side at FULL_WIDTH_IN, with their labels
+MIN_PANEL_IN = 2.0      # the narrowest plotting panel: two side by side at FULL_WIDTH_IN with their labels (not three)
 MIN_FONT_PT = 7.0       # the smallest text, at the printed size
 
 # One meaning per line style (with a legend entry wherever it is drawn).
@@ -135,13 +135,14 @@ def legend_right(ax, **kw):
     return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, **kw)
 
 
-def fit_line(ax, widths, values, color, *, extend_to=None, label="fit", fmt="+.2f", **kw):
+def fit_line(ax, widths, values, color, *, extend_to=None, label="fit", fmt="+.2f", band=True, linewidth=0.9):
     """The power law fitted to values (seeds, widths) against width, with its interval.
 
     The slope is results.stats.slope_estimate (the mean of the seeds' log-log slopes with its 95%
     interval, as the claims compute it); the line passes through the centre of the data (mean log
     width, mean log value) and the band spans the slopes of the interval, from the centre out to
-    `extend_to` (default the widest width). Returns the Estimate.
+    `extend_to` (default the widest width); band=False draws the line alone (where another band
+    stands for it). Returns the Estimate.
     """
     from ..results import stats
 
@@ -156,9 +157,9 @@ def fit_line(ax, widths, values, color, *, extend_to=None, label="fit", fmt="+.2
     centre_y = np.mean(logs[ok])
     grid = np.geomspace(widths.min(), max(widths.max(), extend_to or 0), 40)
     u = np.log(grid) - centre_x
-    ax.plot(grid, np.exp(centre_y + slope.value * u), color=color, linewidth=0.9,
-            label=f"{label}: slope {slope.text(fmt)}" if label else None, **kw)
-    if np.isfinite(slope.low) and np.isfinite(slope.high):
+    ax.plot(grid, np.exp(centre_y + slope.value * u), color=color, linewidth=linewidth,
+            label=f"{label}: slope {slope.text(fmt)}" if label else None)
+    if band and np.isfinite(slope.low) and np.isfinite(slope.high):
         lines = np.exp(centre_y + np.outer([slope.low, slope.high], u))
         band = ax.fill_between(grid, lines.min(axis=0), lines.max(axis=0), color=color, alpha=0.18, linewidth=0)
         band.set_gid(FIT_BAND_GID)
