@@ -230,7 +230,9 @@ def footnote(fig, text: str):
 
 def empty(ax, text: str):
     """A panel that says why it has nothing to show."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=MIN_FONT_PT, wrap=True, transform=ax.transAxes)
+    import textwrap
+
+    ax.text(0.5, 0.5, textwrap.fill(text, 36), ha="center", va="center", fontsize=MIN_FONT_PT, transform=ax.transAxes)
     ax.set_axis_off()
 
 
