@@ -3,6 +3,7 @@
 # sweep runs, run names, target lists, the FIGURES table) is src/ntkvae/planning.py, result
 # paths are src/ntkvae/paths.py; both are tested without Snakemake.
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -28,10 +29,19 @@ shell.prefix(
 )
 DATASETS = planning.dataset_names(config)
 
+# A tensorflow-datasets source without the data extra stops here, before any job (with --sdm
+# conda its steps get envs/data.yaml instead).
+from snakemake.settings.types import DeploymentMethod  # noqa: E402
+from ntkvae import tfdata  # noqa: E402
+
+_extra = tfdata.data_extra_problem(DATASETS, DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method)
+if _extra:
+    raise WorkflowError(_extra)
+
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
-    run="|".join(config["runs"]),
+    run="|".join(map(re.escape, config["runs"])),  # a name is literal: "m.e" must not match "mxe"
     width=r"\d+",
 
 

@@ -1,12 +1,12 @@
-# Infinite-width kernels: one job per (dataset, activation) writes Theta_inf per group, its
-# spectrum, lambda0 and the KRR table (results/kernels/<dataset>/<activation>.h5); one job per
+# Infinite-width kernels: one job per (dataset, activation) writes Theta_inf per group, the mean
+# kernel's spectrum and lambda0 per set of trained groups (results/kernels/<dataset>/<activation>.h5); one job per
 # (dataset, run) turns it into the linearized loss-curve prediction of that run
 # (results/kernels/<dataset>/<run>/prediction.h5). Kernels do not depend on the width or on
 # beta: every width and every beta reuses the same file. Layouts: docs/theory.md, "Data layout".
 # Helper functions (kernels_json, run_kernel_file, ...) are in common.smk (snakemake --lint);
 # planning.kernel_targets lists every kernel and prediction file of a config.
 rule kernel:
-    """Theta_inf per group (float64), eigendecomposition, lambda0 and KRR fits for the beta grid."""
+    """Theta_inf per group (float64), the mean kernel's eigendecomposition, lambda0 per trained set."""
     input:
         data=paths.DATA.pattern,
         code=code("ntkvae.compute_kernels"),
@@ -37,7 +37,7 @@ rule predict:
     input:
         data=paths.DATA.pattern,
         kernel=run_kernel_file,
-        code=code("ntkvae.compute_kernels"),
+        code=code("ntkvae.predict"),
     output:
         prediction=paths.PREDICTION.pattern,
     log:
@@ -49,7 +49,7 @@ rule predict:
         mem_mb=kernel_mem_mb,
         runtime=10,
     conda:
-        "../envs/jax-cpu.yaml"
+        "../envs/plot.yaml"   # numpy, h5py, jsonschema: no JAX
     shell:
-        "python -m ntkvae.compute_kernels predict --data {input.data} --kernel {input.kernel} "
+        "python -m ntkvae.predict --data {input.data} --kernel {input.kernel} "
         "--training {params.training} --run {wildcards.run} --out {output.prediction} > {log} 2>&1"

@@ -170,7 +170,7 @@ def add_theory_data(path, theta, y, *, probe=(0, 3, 5, 7, 9, 11), exponent=-0.5,
 def write_theorem_run(path, kernel_path, y, *, width, run="thm_mse", dataset="toy", seeds=(0, 1, 2), n=None,
                       steps=60, log_every=5, lr=1.0, gap=None, krr_gap=None, seed_spread=0.0, kernel_change=None,
                       converged=True, probe=None, frozen_sigma=True, bound_violation=0.0, rng_seed=0,
-                      objective="mse", beta=1.0, krr_ridge=0.0):
+                      objective="mse", beta=1.0, krr_ridge=0.0, kl_scaling="inv_sqrt_width", ridge_in_time=None):
     """A theorem-setting run (noise fixed, Wsigma frozen, outputs recorded) with known answers.
 
     Each seed's residual is its own linearized trajectory (the trained kernel of `kernel_path` on the
@@ -213,6 +213,9 @@ def write_theorem_run(path, kernel_path, y, *, width, run="thm_mse", dataset="to
         w = rng.normal(size=(n, d))
         w *= krr_gap * spread[s] * np.linalg.norm(target) / np.linalg.norm(w)
         mean[s] = f0_bar[None] + (grid / grid[-1])[:, None, None] * (target + w - f0_bar)[None]
+        if ridge_in_time is not None:   # the noise-averaged output is, at each logged time, KRR with this added ridge
+            for p_, t_ in list(enumerate(grid))[1:]:   # at t = 0 the output is f_bar_0 itself
+                mean[s, p_] = krr.seed_limit(spec, y, f0, f0_bar, extra_ridge=ridge_in_time(t_))
     base = write_run(path, dataset=dataset, run=run, width=width, n=n, d=d, seeds=seeds, steps=steps,
                      log_every=log_every, objective=objective, beta=beta)
     change = 0.5 * width ** -0.5 if kernel_change is None else kernel_change
@@ -223,7 +226,7 @@ def write_theorem_run(path, kernel_path, y, *, width, run="thm_mse", dataset="to
     with h5py.File(base, "a") as f:
         cfg = json.loads(f.attrs["config"])
         cfg["training"].update(noise="fixed", train_sigma=not frozen_sigma, learning_rate=lr, record_outputs=True,
-                               convergence_tolerance=1e-4)
+                               convergence_tolerance=1e-4, kl_scaling=kl_scaling)
         f.attrs["config"] = json.dumps(cfg)
         f.attrs["converged"] = json.dumps({str(s): (steps if converged else None) for s in seeds})
         del f["eval/step"]

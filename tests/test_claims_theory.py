@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from synthetic_runs import spd_kernel, write_dataset, write_kernel, write_run, write_theorem_run
+from synthetic_runs import spd_kernel, write_dataset, write_kernel, write_run, write_theorem_run  # noqa: F401
 
 from ntkvae import claims as C
 from ntkvae.results import stats
@@ -137,3 +137,46 @@ def test_a_spearman_of_0_4_and_0_8_per_seed_is_not_a_hold(tmp_path):
     """The issue's case: 'larger beta raises the residual' held at Spearman 0.80 with seeds +0.40 and +0.80."""
     est = stats.mean_interval([0.4, 0.8])
     assert stats.decide(est, 0.8 - 1e-9, 1.0) == C.INCONCLUSIVE
+
+
+def kl_world(tmp_path, ridge_in_time, beta):
+    files, kernel, data = make(tmp_path, seed_spread=0.02)
+    import h5py
+
+    with h5py.File(data) as f:
+        y = f["x"][()]
+    kl = [write_theorem_run(tmp_path / "train" / f"kl_w{w}.h5", kernel, y, width=w, run="thm_kl_inv_sqrt_width_b1",
+                            objective="vae", beta=beta, ridge_in_time=ridge_in_time, seed_spread=0.02)
+          for w in (256, 1024)]
+    settings = dict(SETTINGS, theorem_runs={"mse": "thm_mse", "kl": ["thm_kl_inv_sqrt_width_b1"]})
+    return {c.key: c for c in C.compute(files + kl, settings, ["toy"], [kernel], [data]) if c.key.startswith("t2_kl")}
+
+
+def test_the_fitted_ridge_recovers_a_known_ridge(tmp_path):
+    from ntkvae.results import theorem as T
+    from ntkvae.results.kernels import Kernel
+    from ntkvae.results.runs import load_run
+    import h5py
+
+    files, kernel, data = make(tmp_path, seed_spread=0.02)
+    with h5py.File(data) as f:
+        y = f["x"][()]
+    path = write_theorem_run(tmp_path / "kl.h5", kernel, y, width=1024, objective="vae",
+                             ridge_in_time=lambda t: 0.02 * t)
+    run = load_run(path)
+    ridges = T.effective_ridges(run, Kernel(kernel), y)
+    steps = T.outputs(run)["step"]
+    # The grid is 1401 log points over 7 decades of D (D = 0.35 here): 1.2% steps.
+    np.testing.assert_allclose(ridges[:, 1:], np.broadcast_to(0.02 * steps[1:], ridges[:, 1:].shape), rtol=0.02)
+
+
+def test_beta_drops_out_where_its_pull_is_small_and_grows_where_it_is_not(tmp_path):
+    # beta = 0.001: beta c eta t <= 60 / 16 * 0.001, far below 0.3; the outputs carry no added ridge.
+    rows = kl_world(tmp_path / "a", None, 0.001)
+    assert rows["t2_kl_drops_out"].verdict == C.HOLDS, rows["t2_kl_drops_out"].measured
+    # The same small pull, but the outputs carry a ridge of 0.5 D at the end: beta did not drop out.
+    rows = kl_world(tmp_path / "b", lambda t: 0.2 * t / 60, 0.001)
+    assert rows["t2_kl_drops_out"].verdict == C.FAILS, rows["t2_kl_drops_out"].measured
+    # beta = 1: the pull reaches 60 / 16 >= 1 and the ridge grows with t, for every seed.
+    rows = kl_world(tmp_path / "c", lambda t: 0.05 * t, 1.0)
+    assert rows["t2_kl_ridge_grows"].verdict == C.HOLDS, rows["t2_kl_ridge_grows"].measured

@@ -17,9 +17,11 @@ ALLOWED_TOP = {"numpy", "matplotlib", "h5py", "__future__", "argparse", "datacla
                "logging", "os", "pathlib", "sys", "textwrap", "typing"}
 # The numpy-only theory modules (spectrum, dynamics, krr, regime) are shared with the kernel jobs, so
 # a figure and the job compute a prediction with the same function; paths: the result-path names;
-# planning: the FIGURES table of the plot dispatch. None imports JAX (checked at run time below).
-ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.figures", "ntkvae.claims", "ntkvae.results", "ntkvae.spectrum", "ntkvae.dynamics",
-                  "ntkvae.krr", "ntkvae.regime", "ntkvae.paths", "ntkvae.planning"}
+# planning: the FIGURES table of the plot dispatch; groups: the parameter-group names; config: the
+# CLIs' JSON arguments checked against the schema (jsonschema and PyYAML are in envs/plot.yaml).
+# None imports JAX (checked at run time below).
+ALLOWED_NTKVAE = {"ntkvae.io", "ntkvae.groups", "ntkvae.figures", "ntkvae.claims", "ntkvae.results", "ntkvae.spectrum",
+                  "ntkvae.dynamics", "ntkvae.krr", "ntkvae.regime", "ntkvae.paths", "ntkvae.planning", "ntkvae.config"}
 
 
 def imported_modules(path: pathlib.Path) -> set[str]:

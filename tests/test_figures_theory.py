@@ -68,6 +68,6 @@ def test_theory_figures_render(world, figure):
     inputs = kl if figure == "krr" else mse
     pdf, png = tmp_path / f"{figure}.pdf", tmp_path / f"{figure}.png"
     assert plot.main([figure, "--inputs", *inputs, "--kernels", kernel, "--data", data, "--dataset", "toy",
-                      "--settings", '{"min_width_tolerance": 0.1}', "--pdf", str(pdf), "--png", str(png),
+                      "--settings", '{}', "--pdf", str(pdf), "--png", str(png),
                       "--dpi", "50"]) == 0
     assert pdf.read_bytes().startswith(b"%PDF")

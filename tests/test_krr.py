@@ -129,7 +129,7 @@ def test_compute_kernels_cli(tmp_path):
 
     import h5py
 
-    from ntkvae import compute_kernels, datasets
+    from ntkvae import compute_kernels, datasets, predict
     from ntkvae.training import log_points
 
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def test_compute_kernels_cli(tmp_path):
     training = {"learning_rate": 0.5, "steps": 25, "log_every": 10, "eval_noise_samples": 8, "objective": "vae",
                 "kl_scaling": "one"}
     pred = tmp_path / "p.h5"
-    assert compute_kernels.main(["predict", "--data", str(data), "--kernel", str(out), "--training",
+    assert predict.main(["--data", str(data), "--kernel", str(out), "--training",
                                  json.dumps(training), "--out", str(pred)]) == 0
     with h5py.File(pred) as f:
         np.testing.assert_array_equal(f["step"][()], log_points(25, 10))

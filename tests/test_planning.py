@@ -184,7 +184,7 @@ def test_module_files_of_the_workflow_steps():
         assert f"ntkvae/{module}.py" in train, module
     assert not any(p.startswith("ntkvae/figures/") for p in train)
     kernels = planning.module_files("ntkvae.compute_kernels")
-    assert "ntkvae/kernels.py" in kernels and "ntkvae/training.py" not in kernels
+    assert "ntkvae/kernels/layers.py" in kernels and "ntkvae/training.py" not in kernels
     data = planning.module_files("ntkvae.prepare_data")
     assert "ntkvae/model.py" not in data and "ntkvae/datasets.py" in data
     laziness = planning.module_files("ntkvae.plot", "ntkvae.figures.laziness")

@@ -100,7 +100,7 @@ def test_tiny_workflow_through_slurm_equals_local_run(cluster, local_run, tmp_pa
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
     # F1 overlays the linearized theory, so the kernel and prediction jobs go through SLURM too.
     assert sorted(set(jobs["remote"])) == ["kernel", "predict", "prepare_offline_data", "train"], jobs
-    assert sorted(set(jobs["local"])) == ["all", "figure_convergence"] or "figure_convergence" in jobs["local"], jobs
+    assert "figure_f1_convergence" in jobs["local"] and set(jobs["local"]) <= {"all", "figure_f1_convergence"}, jobs
     assert len(submitted) == len(jobs["remote"]), (jobs, submitted)
     done = completed_slurm_jobs(cluster["state"])
     for jobid, slurm_log in submitted:
@@ -175,7 +175,9 @@ def test_missing_sbatch_gives_snakemakes_error(tmp_path):
     log = run.stdout + run.stderr
     assert run.returncode != 0
     assert "No such file or directory" in log and "Job submission failed" in log, log[-4000:]
-    assert "Traceback" not in log and "ntkvae/" not in log.split("Job submission failed")[-1]
+    # (Our source files do appear in the log, as the rule's code inputs; a frame of a traceback
+    # through them would read 'File ".../ntkvae/...", line N'.)
+    assert "Traceback" not in log and not re.search(r'File "[^"]*ntkvae/', log), log[-4000:]
 
 
 def test_training_sigtermed_on_slurm_is_retried_and_resumes(cluster, tmp_path):

@@ -1,10 +1,9 @@
-"""CLI: the infinite-width kernel of one (dataset, activation) and its spectra (one per set of trained groups);
-or the linearized prediction of one training run from that kernel file.
+"""CLI: the infinite-width kernel of one (dataset, activation) and its spectra (one per set of trained groups).
 
     python -m ntkvae.compute_kernels kernel --data results/data/digits.h5 --model '{...}' \
         --kernels '{...}' --out results/kernels/digits/erf.h5
-    python -m ntkvae.compute_kernels predict --data results/data/digits.h5 \
-        --kernel results/kernels/digits/erf.h5 --training '{...}' --out results/kernels/digits/mse/prediction.h5
+
+The linearized prediction of a run from this file is `python -m ntkvae.predict` (numpy only).
 
 The file layouts are documented in docs/theory.md, "Data layout".
 """
@@ -19,8 +18,8 @@ import time
 
 import numpy as np
 
-from . import datasets, dynamics, io, kernels, krr, spectrum
-from .config import ConfigError
+from . import datasets, io, kernels, spectrum
+from .config import ConfigError, parse_section
 
 log = logging.getLogger("ntkvae.compute_kernels")
 
@@ -33,12 +32,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     k.add_argument("--model", required=True, help="the `model` config section as JSON (activation resolved)")
     k.add_argument("--kernels", default="{}", help="the `kernels` config section as JSON")
     k.add_argument("--out", required=True)
-    r = sub.add_parser("predict", help="linearized loss-curve prediction of one training run")
-    r.add_argument("--data", required=True)
-    r.add_argument("--kernel", required=True, help="kernel file written by the `kernel` command")
-    r.add_argument("--training", required=True, help="the run's resolved training settings as JSON")
-    r.add_argument("--run", default="")
-    r.add_argument("--out", required=True)
     return p.parse_args(argv)
 
 
@@ -56,8 +49,8 @@ def spectrum_of(x: np.ndarray, arch, train_sigma: bool = False) -> tuple[spectru
 
 
 def kernel_command(args) -> None:
-    model = json.loads(args.model)
-    opts = json.loads(args.kernels)
+    model = parse_section(args.model, "model", "--model", partial=True)
+    opts = parse_section(args.kernels, "kernels", "--kernels")
     x, attrs = datasets.load_inputs(args.data)
     n, d = x.shape
     per_group = opts.get("per_group", "probe")
@@ -111,74 +104,13 @@ def kernel_command(args) -> None:
     log.info("wrote %s", args.out)
 
 
-KERNEL_REQUIRED = ("mean_eigenvalues", "mean_eigenvectors", "noise_diagonal/total", "noise_diagonal/W4", "theta_inf/W4")
-
-
-def read_spectrum(path, train_sigma: bool = False) -> tuple[spectrum.Spectrum, dict]:
-    """The spectrum of the trained kernel of a run (its `train_sigma`) from a kernel file."""
-    name = spectrum.TRAINED_SETS[bool(train_sigma)]
-    with io.open_input(path, KERNEL_REQUIRED + (f"trained/{name}/eigenvalues",)) as f:
-        mvec = f["mean_eigenvectors"][()]
-        vec = f[f"trained/{name}/eigenvectors"][()] if f"trained/{name}/eigenvectors" in f else mvec
-        spec = spectrum.Spectrum(f[f"trained/{name}/eigenvalues"][()], vec, f[f"trained/{name}/noise_diagonal"][()],
-                                 f["mean_eigenvalues"][()], mvec)
-        extra = {"w4": f["theta_inf/W4"][()], "noise_w4": f["noise_diagonal/W4"][()], "attrs": dict(f.attrs)}
-    return spec, extra
-
-
-def predict_command(args) -> None:
-    settings = json.loads(args.training)
-    x, attrs = datasets.load_inputs(args.data)
-    spec, extra = read_spectrum(args.kernel, settings.get("train_sigma", False))
-    if spec.n != x.shape[0]:
-        raise io.InputFileError(f"kernel file {args.kernel} has n={spec.n}, data file {args.data} has n={x.shape[0]}")
-    examples = settings.get("examples")
-    if examples:  # the run trains on the first k examples: the kernels restricted to them
-        x = x[:examples]
-        spec = spec.restricted(np.arange(examples))
-        extra = dict(extra, w4=extra["w4"][:examples, :examples], noise_w4=extra["noise_w4"][:examples])
-    n, d = x.shape
-    lr, steps, every = float(settings["learning_rate"]), int(settings["steps"]), int(settings["log_every"])
-    grid = np.asarray(list(range(0, steps, every)) + [steps], np.float64)
-    init_bar = extra["w4"] - np.diag(extra["noise_w4"])   # NNGP of the mean function (two-example W4 block)
-    # The training job logs an unbiased mean-function residual (floor / K removed): no eval_samples.
-    fresh = dynamics.predict_fresh_noise(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar)
-    fixed = dynamics.predict_fixed_noise(spec, -x, lr, grid, init_cov=extra["w4"])
-    fixed_mean = dynamics.predict_fixed_noise_mean(spec, x, lr, grid, noise_var=extra["noise_w4"], init_cov=init_bar)
-    protocol = settings.get("noise", "fresh")
-    objective = settings.get("objective", "mse")
-    lazy = objective == "mse" or settings.get("kl_scaling") in krr.LAZY_KL_SCALINGS
-    if settings.get("optimizer", "sgd") != "sgd":
-        log.warning("optimizer %s: the linearized prediction is for plain gradient descent", settings.get("optimizer"))
-    prov = io.provenance({"training": settings}, dataset=str(attrs.get("dataset", "")), run=args.run,
-                         kernel_file=str(args.kernel), valid_lazy_limit=bool(lazy), noise_protocol=str(protocol),
-                         optimizer=str(settings.get("optimizer", "sgd")),
-                         trained_set=spectrum.TRAINED_SETS[bool(settings.get("train_sigma", False))], n=int(n))
-    with io.atomic_h5(args.out, prov) as f:
-        f["step"] = grid
-        for key in ("mean_function_mse", "mean_function_mse_exact", "deterministic_part", "init_part",
-                    "sgd_noise_part", "noise_floor", "expected_mse"):
-            f[f"fresh/{key}"] = fresh[key]
-        f["fixed/mse"] = fixed
-        for key in ("mean_function_mse", "mean_function_mse_exact", "noise_floor"):
-            f[f"fixed/{key}"] = fixed_mean[key]
-        # Theorem 1 applies to the sampled outputs with the noise fixed per example (rate lambda0
-        # of the trained kernel); the mean function under fresh noise has no such bound.
-        f["theorem1_bound"] = dynamics.theorem1_bound(grid, lr, spec.lambda0, n, float(fixed[0]))
-        f["lambda0"] = spec.lambda0
-        f["lambda_bar"] = spec.lambda_bar
-        f["learning_rate"] = lr
-        f["max_stable_learning_rate"] = spectrum.max_stable_lr(spec, n)
-    log.info("wrote %s", args.out)
-
-
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
-        kernel_command(args) if args.command == "kernel" else predict_command(args)
-    except (io.InputFileError, ConfigError, NotImplementedError, ValueError) as err:
+        kernel_command(args)
+    except (io.WorkflowFileError, ConfigError, NotImplementedError, ValueError) as err:
         log.error("%s", err)
         return 1
     return 0

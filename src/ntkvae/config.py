@@ -7,8 +7,11 @@ what a researcher with a typo needs. The Snakefile and every CLI use it.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
+import json
+import math
 import pathlib
 from typing import Any, Mapping
 
@@ -29,7 +32,15 @@ def schema() -> dict:
 
 
 def _with_defaults(validator_class):
+    """The validator, filling defaults and rejecting non-finite numbers.
+
+    JSON Schema has no notion of NaN: every comparison with it is false, so `minimum: 0`
+    accepts `.nan` (and `maximum` accepts `.inf`). Every value the schema types as a number
+    must therefore be finite; a schema node may allow NaN and infinities with
+    `allowNonFinite: true` (none does today).
+    """
     validate_properties = validator_class.VALIDATORS["properties"]
+    validate_type = validator_class.VALIDATORS["type"]
 
     def set_defaults(validator, properties, instance, schema_):
         if isinstance(instance, dict):
@@ -38,7 +49,14 @@ def _with_defaults(validator_class):
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema_)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    def finite_numbers(validator, types, instance, schema_):
+        errors = list(validate_type(validator, types, instance, schema_))
+        yield from errors
+        if not errors and isinstance(instance, float) and not math.isfinite(instance) \
+                and not schema_.get("allowNonFinite", False):
+            yield jsonschema.ValidationError(f"{instance!r} is not a finite number", validator="finite")
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults, "type": finite_numbers})
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
@@ -47,6 +65,10 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
     return ".".join(parts).replace(".[", "[") or "<top level>"
+
+
+# Errors whose message alone says what is wrong but not why: the schema's description follows.
+_EXPLAINED = ("pattern", "minItems", "minimum", "exclusiveMinimum", "maximum", "uniqueItems", "finite")
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -58,7 +80,21 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "oneOf":
         options = [s.get("const", s.get("type")) for s in schema_.get("oneOf", [])]
         return f"{error.instance!r} is not allowed; expected one of {options}"
+    if error.validator == "type" and isinstance(error.instance, str) and _reads_as_number(error.instance):
+        # PyYAML follows YAML 1.1, where a number in exponent form needs a dot: 1e-3 is text.
+        mantissa, _, exponent = error.instance.lower().partition("e")
+        return f"{error.message} (YAML reads it as text: write {mantissa}.0e{exponent})"
+    if error.validator in _EXPLAINED and schema_.get("description"):
+        return f"{error.message} ({' '.join(schema_['description'].split())})"
     return error.message
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return "e" in text.lower() and "." not in text.split("e")[0].split("E")[0]
 
 
 def validate_config(config: Mapping[str, Any]) -> dict:
@@ -95,10 +131,109 @@ def _check_consistency(config: dict) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"invalid config:\n  datasets: dataset {dup[0]!r} is listed twice")
+    _check_run_settings(config)
     for key in config.get("figures", {}).get("convergence_runs", []):
         if key not in config["runs"]:
             raise ConfigError(f"invalid config:\n  figures.convergence_runs: run {key!r} is not defined in runs "
                               f"(defined: {', '.join(config['runs'])})")
+
+
+def _check_run_settings(config: dict) -> None:
+    """Training settings that are valid alone but not as a run resolves them (training + overrides)."""
+    smallest = min((d["n"] for d in config["datasets"]), default=None)
+    for run in config.get("runs", {}):
+        settings = run_settings(config, run)
+        if settings.get("convergence_tolerance") is not None and settings.get("noise") != "fixed":
+            raise ConfigError(f"invalid config:\n  runs.{run}: convergence_tolerance needs noise: fixed (the run "
+                              f"has noise: {settings.get('noise')}); set noise: fixed or convergence_tolerance: null")
+        examples = settings.get("examples")
+        if examples is not None and smallest is not None and examples > smallest:
+            raise ConfigError(f"invalid config:\n  runs.{run}: examples {examples} exceeds the {smallest} examples "
+                              f"of the smallest dataset")
+
+
+def parse_section(text: str, section: str, option: str, *, partial: bool = False,
+                  extra: Mapping[str, dict] | None = None, required: tuple[str, ...] = ()) -> dict:
+    """A command-line argument holding one config section as JSON (the Snakemake rules pass
+    them), validated against that section of the schema with its defaults filled.
+
+    partial: the section's required keys may be absent (the kernel job gets `model` without
+    `widths`); extra: further allowed keys and their schemas (a run's settings add
+    `description` to `training`); required: keys that must be present besides the section's.
+    Errors name the option and the key."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"{option}: not valid JSON ({err})") from None
+    sub = copy.deepcopy(schema()["properties"][section])
+    if partial:
+        sub.pop("required", None)
+    sub.setdefault("properties", {}).update(copy.deepcopy(dict(extra or {})))
+    sub["required"] = sorted(set(sub.get("required", [])) | set(required))
+    sub["$defs"] = schema()["$defs"]
+    value = copy.deepcopy(value)
+    errors = sorted(_Validator(sub).iter_errors(value), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        lines = [f"  {section}.{_key_path(e)}".replace(".<top level>", "") + f": {_describe(e)}" for e in errors]
+        if len(lines) == 1:
+            raise ConfigError(f"{option}: {lines[0].strip()}")
+        raise ConfigError(f"{option}: invalid {section} settings:\n" + "\n".join(lines))
+    return value
+
+
+# What ntkvae.planning.figure_settings and claims_settings add to the `figures` section for the
+# plot and claims CLIs (their --settings argument).
+FIGURE_SETTINGS_EXTRA = {
+    "theorem_runs": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"mse": {"type": ["string", "null"]}, "kl": {"type": "array", "items": {"type": "string"}}},
+        "description": "the theorem runs present in the config",
+    },
+}
+CLAIMS_SETTINGS_EXTRA = {
+    **FIGURE_SETTINGS_EXTRA,
+    "kl_runs": {"type": "array", "items": {"type": "string"}, "description": "run names of the beta sweep"},
+    "datasets": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "datasets to tabulate"},
+}
+
+
+def parse_run_settings(text: str, option: str) -> dict:
+    """A run's resolved settings (`run_settings`: the training section with the run's overrides)
+    as a JSON argument, checked against the schema: the training section's keys, plus those only
+    a run may set (description, examples, ...)."""
+    overrides = schema()["$defs"]["training_overrides"]["properties"]
+    training = schema()["properties"]["training"]["properties"]
+    extra = {k: v for k, v in overrides.items() if k not in training and k not in ("activation", "widths")}
+    return parse_section(text, "training", option, extra=extra)
+
+
+def int_at_least(minimum: int):
+    """argparse type: an integer >= minimum (the CLIs take the schema's bounds)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def finite_float(*, above: float | None = None, at_most: float | None = None):
+    """argparse type: a finite number (> above, <= at_most when given)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or (above is not None and value <= above) or \
+                (at_most is not None and value > at_most):
+            bounds = " and ".join(b for b in (above is not None and f"> {above:g}",
+                                              at_most is not None and f"<= {at_most:g}") if b)
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' + bounds if bounds else ''}, got {text!r}")
+        return value
+    return parse
 
 
 def load_config(path: str | pathlib.Path) -> dict:

@@ -13,7 +13,8 @@ import argparse
 import logging
 import sys
 
-from . import datasets, tfdata
+from . import datasets, io, tfdata
+from .config import int_at_least
 
 log = logging.getLogger("ntkvae.convert_data")
 
@@ -23,22 +24,29 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ntkvae.convert_data", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=sorted(tfdata.SOURCES))
     p.add_argument("--stamp", required=True, help="the fetch record (JSON) written by ntkvae.fetch_data")
-    p.add_argument("--n", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int_at_least(2), required=True)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--no-center", dest="center", action="store_false", help="do not subtract the mean image")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     src = tfdata.source(args.dataset)
     try:
+        tfdata.require_data_extra()
         from .tfdata import convert
 
         stamp = convert.read_stamp(args.stamp)
         raw = convert.read_subset(src, stamp, args.n, args.seed)
-    except (tfdata.DataFetchError, ValueError) as err:
+        config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, "fetch": stamp}
+        datasets.write_dataset(args.out, args.dataset, raw, n=args.n, seed=args.seed, center=args.center,
+                               config=config)
+    except ModuleNotFoundError as err:
+        if err.name not in tfdata.DATA_EXTRA_MODULES:
+            raise
+        log.error("%s", tfdata.missing_data_extra(args.dataset, err))
+        return 2
+    except (tfdata.DataFetchError, ValueError, io.WorkflowFileError) as err:
         log.error("%s", err)
         return 2
-    config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, "fetch": stamp}
-    datasets.write_dataset(args.out, args.dataset, raw, n=args.n, seed=args.seed, center=args.center, config=config)
     log.info("wrote %d examples of %s (d=%d) to %s", args.n, args.dataset, raw.images[0].size, args.out)
     return 0
 

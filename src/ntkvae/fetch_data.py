@@ -18,20 +18,15 @@ import pathlib
 import sys
 import time
 
-from . import tfdata
+from . import io, tfdata
+from .config import finite_float, int_at_least
 
 log = logging.getLogger("ntkvae.fetch_data")
 
 
 def write_stamp(path: pathlib.Path, record: dict) -> None:
-    """Write the record atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write the record atomically (temporary file, then rename; io.OutputFileError on failure)."""
+    io.write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def main(argv=None) -> int:
@@ -41,8 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", required=True, choices=sorted(tfdata.SOURCES))
     p.add_argument("--data-dir", required=True, help="tfds data directory (prepared datasets, downloads)")
     p.add_argument("--manual-dir", help="directory of hand-placed source files (default <data-dir>/downloads/manual)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds for the network check and each connect")
-    p.add_argument("--retries", type=int, default=3, help="HTTP retries per file (tfds' own default is 10)")
+    p.add_argument("--timeout", type=finite_float(above=0, at_most=25), default=10.0,
+                   help="seconds for the network check and each connect")
+    p.add_argument("--retries", type=int_at_least(0), default=3, help="HTTP retries per file (tfds' own default is 10)")
     p.add_argument("--no-verify-checksums", dest="verify", action="store_false",
                    help="accept hand-placed files whatever their checksum (their SHA-256 is recorded)")
     p.add_argument("--no-download", dest="download", action="store_false",
@@ -55,16 +51,26 @@ def main(argv=None) -> int:
     src = tfdata.source(args.dataset)
     start = time.monotonic()
     try:
+        tfdata.require_data_extra()
         from .tfdata import fetch
 
         record = fetch.prepare(src, data_dir, manual_dir.resolve(), timeout=args.timeout, retries=args.retries,
                                verify_checksums=args.verify, download=args.download)
-    except tfdata.DataFetchError as err:
+    except ModuleNotFoundError as err:
+        if err.name not in tfdata.DATA_EXTRA_MODULES:
+            raise
+        log.error("%s", tfdata.missing_data_extra(args.dataset, err))
+        return 2
+    except (tfdata.DataFetchError, io.WorkflowFileError) as err:
         log.error("%s", err)
         log.error("fetch of %s failed after %.1f s; nothing was written", args.dataset, time.monotonic() - start)
         return 2
     record["verify_checksums"] = args.verify
-    write_stamp(pathlib.Path(args.stamp), record)
+    try:
+        write_stamp(pathlib.Path(args.stamp), record)
+    except io.OutputFileError as err:
+        log.error("%s", err)
+        return 2
     log.info("%s ready in %s (%s) after %.1f s", args.dataset, record["prepared_dir"],
              ", ".join(f"{k}: {v}" for k, v in record["splits"].items()), time.monotonic() - start)
     return 0

@@ -23,9 +23,8 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-# Weight groups in forward order; these names are the public parameter-group names.
-WEIGHT_GROUPS = ("W1", "Wmu", "Wsigma", "W3", "W4")
-BIAS_GROUPS = ("b1", "bmu", "bsigma", "b3", "b4")
+from . import groups as G
+from .groups import BIAS_GROUPS, WEIGHT_GROUPS  # noqa: F401  (the group names, defined in groups.py)
 
 ACTIVATIONS: dict[str, Callable] = {
     "erf": jax.scipy.special.erf,
@@ -60,16 +59,12 @@ class Architecture:
         return ACTIVATIONS[self.activation]
 
     def groups(self) -> tuple[str, ...]:
-        return WEIGHT_GROUPS + (BIAS_GROUPS if self.bias else ())
+        return G.group_names(self.bias)
 
 
 def param_shapes(arch: Architecture, d: int, width: int) -> dict[str, tuple[int, ...]]:
     """Shapes of every parameter; weights are (fan_out, fan_in)."""
-    m, mz = int(width), arch.latent_dim(width)
-    shapes = {"W1": (m, d), "Wmu": (mz, m), "Wsigma": (mz, m), "W3": (m, mz), "W4": (d, m)}
-    if arch.bias:
-        shapes.update({"b1": (m,), "bmu": (mz,), "bsigma": (mz,), "b3": (m,), "b4": (d,)})
-    return shapes
+    return G.param_shapes(d, width, arch.latent_dim(width), arch.bias)
 
 
 def init_params(key: jax.Array, arch: Architecture, d: int, width: int, dtype=jnp.float32) -> dict:

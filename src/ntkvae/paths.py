@@ -27,7 +27,7 @@ RESULTS = "results"
 WILDCARDS = {
     "dataset": r"[a-z][a-z0-9]*",
     "activation": r"[a-z][a-z0-9]*",
-    "run": r"[A-Za-z0-9_.-]+",
+    "run": r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
     "width": r"\d+",
     "number": r"\d+",
     "topic": r"[a-z][a-z0-9_]*",

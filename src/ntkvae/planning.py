@@ -130,8 +130,12 @@ def add_figure_runs(config: dict) -> dict:
                     f"invalid config:\n  {key}: run {name!r} is not defined in runs "
                     f"(defined: {', '.join(runs)})"
                 )
+    # A narrow network's Hessian is larger than the NTK limit's (finite-width corrections): at the
+    # wide run's learning rate it may sit above its stability limit. The comparison is the point of
+    # F7, so it trains anyway and a divergence is recorded, marked and counted, never silent.
     generated[NARROW_RUN] = dict(
         runs[figures["wide_run"]],
+        on_divergence="record",
         widths=[figures["narrow_width"]],
         description=f"narrow (standard) VAE, width {figures['narrow_width']}",
     )
@@ -217,6 +221,13 @@ def kernel_files(config: Config, dataset: str, runs, theory: bool = True) -> lis
     return [*kernels, *(paths.PREDICTION.format(dataset=dataset, run=run) for run in runs)]
 
 
+def kernel_only(config: Config, dataset: str, runs, theory: bool = True) -> list[str]:
+    """The kernel files (one per activation) of the given runs, without their predictions."""
+    if not theory:
+        return []
+    return sorted({paths.KERNEL.format(dataset=dataset, activation=run_activation(config, r)) for r in runs})
+
+
 def training_targets(config: Config) -> list[str]:
     """Every training file of every run on every dataset."""
     return [path for dataset in dataset_names(config) for path in runs_files(config, dataset, run_names(config))]
@@ -272,9 +283,11 @@ def _kernel_runs(config, dataset, theory):
 
 
 def _krr(config, dataset, theory):
+    # The practical panel compares with the mean-kernel predictor computed from the kernel file:
+    # no prediction files.
     runs = krr_runs(config)
     return _with_theorem(config, dataset, theory, {"runs": runs_files(config, dataset, runs),
-                                                  "kernels": kernel_files(config, dataset, runs, theory)}, kl=True)
+                                                  "kernels": kernel_only(config, dataset, runs, theory)}, kl=True)
 
 
 def _min_width(config, dataset, theory):
@@ -435,9 +448,10 @@ def claims_runs(config: Config) -> list[str]:
 def claims_inputs(config: Config, theory: bool) -> dict:
     """The training, kernel and data files the claims rule reads, on every dataset."""
     runs = claims_runs(config)
-    kernel_runs = sorted(set(config["figures"]["kernel_runs"]) | set(krr_runs(config)))
     datasets = dataset_names(config)
-    kernels = [path for dataset in datasets for path in kernel_files(config, dataset, kernel_runs, theory)]
+    # Predictions of the kernel runs (practical_mean_kernel); the kernel file alone for the rest.
+    kernels = [path for dataset in datasets for path in kernel_files(config, dataset, config["figures"]["kernel_runs"], theory)]
+    kernels += [path for dataset in datasets for path in kernel_only(config, dataset, krr_runs(config), theory)]
     kernels += [path for dataset in datasets for path in theorem_files(config, dataset, theory, kl=True)["kernels"]]
     return {
         "runs": [path for dataset in datasets for path in runs_files(config, dataset, runs)],

@@ -13,7 +13,8 @@ import argparse
 import logging
 import sys
 
-from . import datasets
+from . import datasets, io
+from .config import int_at_least
 
 log = logging.getLogger("ntkvae.prepare_data")
 
@@ -22,8 +23,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     p = argparse.ArgumentParser(prog="python -m ntkvae.prepare_data", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=sorted(datasets.LOCAL_SOURCES))
-    p.add_argument("--n", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int_at_least(2), required=True)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--no-center", dest="center", action="store_false", help="do not subtract the mean image")
     p.add_argument("--resolution", type=int, choices=datasets.SPRITE_RESOLUTIONS,
                    help="sprites only: image side in pixels (default 64; lower ones are block averages)")
@@ -36,11 +37,12 @@ def main(argv=None) -> int:
         options["resolution"] = args.resolution
     try:
         raw = datasets.LOCAL_SOURCES[args.dataset](args.n, args.seed, **options)
-    except ValueError as err:
+        config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, **options}
+        datasets.write_dataset(args.out, args.dataset, raw, n=args.n, seed=args.seed, center=args.center,
+                               config=config)
+    except (ValueError, io.WorkflowFileError) as err:
         log.error("%s", err)
         return 1
-    config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, **options}
-    datasets.write_dataset(args.out, args.dataset, raw, n=args.n, seed=args.seed, center=args.center, config=config)
     log.info("wrote %d examples of %s (d=%d) to %s", args.n, args.dataset, raw.images[0].size, args.out)
     return 0
 

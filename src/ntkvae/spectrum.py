@@ -23,8 +23,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-# Groups frozen by `train_sigma: false` (the paper's setting for Theorem 2).
-SIGMA_GROUPS = ("Wsigma", "bsigma")
+# SIGMA_GROUPS: the groups frozen by `train_sigma: false` (the paper's setting for Theorem 2).
+from .groups import SIGMA_GROUPS
+
 # Names of the two trained-group sets, as stored in kernel files (`trained/<name>/...`).
 TRAINED_SETS = {False: "sigma_frozen", True: "sigma_trained"}
 CONSTANT_DIAGONAL_RTOL = 1e-6

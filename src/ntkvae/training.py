@@ -22,13 +22,24 @@ import numpy as np
 import optax
 
 from . import model as M
-from . import objectives
+from . import objectives, stability
 
 log = logging.getLogger("ntkvae.training")
 
 
 class DivergenceError(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training objective diverged (see `first_divergence`), or the learning rate is
+    above the stability limit measured at initialization."""
+
+
+# Named PRNG streams of a seed: jax.random.fold_in(PRNGKey(seed), KEY_STREAMS[name]).
+KEY_STREAMS = {"init": 0, "noise": 1, "eval": 2, "probe": 3, "stability": 4}
+
+# Finite divergence: a seed whose objective exceeds this multiple of its step-0 value has
+# diverged (docs/design.md). Gradient descent that trains never climbs that far above where
+# it started; a blow-up passes it within a few steps (tiny config, learning rate 6: 51 to
+# 1.2e15 in 20 steps), long before it overflows to inf or NaN.
+DIVERGENCE_FACTOR = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +61,16 @@ class Settings:
     on_divergence: str = "fail"
     progress_seconds: float = 10.0
     noise: str = "fresh"
+    examples: int | None = None           # train on the first k examples (None: all)
+    record_outputs: bool = False          # store f_t(X) at every log point (outputs/...)
+    convergence_tolerance: float | None = None  # stop at convergence (noise fixed only)
+
+    def __post_init__(self):
+        if self.convergence_tolerance is not None and self.noise != "fixed":
+            raise ValueError("convergence_tolerance needs noise: fixed (the objective must be deterministic "
+                             f"to converge), got noise: {self.noise}")
+        if self.examples is not None and int(self.examples) < 1:
+            raise ValueError(f"examples must be at least 1 or null, got {self.examples}")
 
     @classmethod
     def from_config(cls, training: Mapping) -> "Settings":
@@ -58,6 +79,14 @@ class Settings:
         if "seeds" in values:
             values["seeds"] = tuple(int(s) for s in values["seeds"])
         return cls(**values)
+
+    def trained(self, group: str) -> bool:
+        """Whether a parameter group is trained (the variance groups only with train_sigma)."""
+        return self.train_sigma or group not in FROZEN_UNLESS_TRAIN_SIGMA
+
+
+# Groups frozen unless `train_sigma` (the paper's KRR setting freezes the variance weights).
+FROZEN_UNLESS_TRAIN_SIGMA = ("Wsigma", "bsigma")
 
 
 def make_optimizer(settings: Settings, params: Mapping) -> optax.GradientTransformation:
@@ -70,14 +99,18 @@ def make_optimizer(settings: Settings, params: Mapping) -> optax.GradientTransfo
         raise ValueError(f"unknown optimizer {settings.optimizer!r}")
     if settings.train_sigma:
         return base
-    labels = {k: ("frozen" if k in ("Wsigma", "bsigma") else "trained") for k in params}
+    labels = {k: ("trained" if settings.trained(k) else "frozen") for k in params}
     return optax.multi_transform({"trained": base, "frozen": optax.set_to_zero()}, labels)
+
+
+def seed_key(seed: int, stream: str) -> jax.Array:
+    """The key of one named stream (KEY_STREAMS) of a seed."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), KEY_STREAMS[stream])
 
 
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(init, training noise, evaluation noise) keys of one seed."""
-    root = jax.random.PRNGKey(seed)
-    return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+    return seed_key(seed, "init"), seed_key(seed, "noise"), seed_key(seed, "eval")
 
 
 class Trainer:
@@ -91,7 +124,7 @@ class Trainer:
         template = M.init_params(jax.random.PRNGKey(0), arch, self.d, 1)
         self.optimizer = make_optimizer(settings, template)
         self._chunks: dict[int, Callable] = {}
-        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, 0, 0, None)))
+        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, 0, 0, 0, None)))
 
     # ------------------------------------------------------------------ state
 
@@ -116,12 +149,16 @@ class Trainer:
         return objectives.objective(out, self.x, kind=self.settings.objective, beta=self.settings.beta,
                                     kl_scaling=self.settings.kl_scaling)
 
-    def _step_one(self, params, opt_state, noise_key, step):
-        # fresh: a new draw per example at every step (a stochastic objective); fixed: one draw
-        # per example for the whole run (the network is then a deterministic function of
-        # (x_i, eps_i), the setting of Theorem 1's zero-loss limit and of the KRR ridge).
+    def training_noise(self, noise_key, step):
+        """The training noise of a step: fresh, a new draw per example at every step (a
+        stochastic objective); fixed, one draw per example for the whole run (the network is
+        then a deterministic function of (x_i, eps_i), the setting of Theorem 1's zero-loss
+        limit and of the KRR ridge)."""
         noise_step = step if self.settings.noise == "fresh" else 0
-        eps = M.sample_noise(jax.random.fold_in(noise_key, noise_step), self.n, self.arch, self.width)
+        return M.sample_noise(jax.random.fold_in(noise_key, noise_step), self.n, self.arch, self.width)
+
+    def _step_one(self, params, opt_state, noise_key, step):
+        eps = self.training_noise(noise_key, step)
         (loss, parts), grads = jax.value_and_grad(self._loss, has_aux=True)(params, eps)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, jnp.stack([loss, parts["mse"], parts["kl"]])
@@ -150,23 +187,44 @@ class Trainer:
         state["step"] += length
         return np.asarray(metrics)
 
+    def stability(self, state: dict, **lanczos) -> "stability.TopEigenvalue":
+        """lambda_max of the Hessian of the objective at theta_0 with the step-0 training noise,
+        in the trained groups only, per seed (`ntkvae.stability`)."""
+        params = state["params0"]
+        trained = {g: v for g, v in params.items() if self.settings.trained(g)}
+        frozen = {g: v for g, v in params.items() if not self.settings.trained(g)}
+        eps = jax.vmap(lambda k: self.training_noise(k, 0))(state["noise_key"])
+        keys = jnp.stack([seed_key(seed, "stability") for seed in self.settings.seeds])
+
+        def loss(trained_one, context):
+            frozen_one, eps_one = context
+            return self._loss({**trained_one, **frozen_one}, eps_one)[0]
+
+        return stability.hessian_lambda_max(loss, trained, (frozen, eps), keys, **lanczos)
+
     # ------------------------------------------------------------------ evaluation
 
-    def _evaluate_one(self, params, params0, eval_key, step):
-        """Noise-averaged metrics of one seed at one logged step."""
+    def _evaluate_one(self, params, params0, noise_key, eval_key, step):
+        """Metrics of one seed at one logged step: noise-averaged over k evaluation draws, and
+        the training objective with the training noise of that step."""
         _, mu, s = M.encode(params, self.x, self.arch)
         sd = jnp.exp(0.5 * s)
         key = jax.random.fold_in(eval_key, step)
+        record = self.settings.record_outputs
 
         def draw(carry, k):
-            total, mse_sum = carry
+            total, mse_sum, shifted, shifted_sq = carry
             eps = M.sample_noise(k, self.n, self.arch, self.width)
             xhat = M.decode(params, mu + sd * eps, self.arch)
-            return (total + xhat, mse_sum + objectives.reconstruction_loss(xhat, self.x)), None
+            if record:  # sums of xhat - xhat_0 (shifted by the first draw against cancellation)
+                shifted, shifted_sq = shifted + (xhat - first), shifted_sq + (xhat - first) ** 2
+            return (total + xhat, mse_sum + objectives.reconstruction_loss(xhat, self.x), shifted, shifted_sq), None
 
-        zero = (jnp.zeros_like(self.x), jnp.zeros((), self.x.dtype))
-        (total, mse_sum), _ = jax.lax.scan(draw, zero, jax.random.split(key, self.settings.eval_noise_samples))
         k = self.settings.eval_noise_samples
+        keys = jax.random.split(key, k)
+        first = M.decode(params, mu + sd * M.sample_noise(keys[0], self.n, self.arch, self.width), self.arch)
+        zero = (jnp.zeros_like(self.x), jnp.zeros((), self.x.dtype), jnp.zeros_like(self.x), jnp.zeros_like(self.x))
+        (total, mse_sum, shifted, shifted_sq), _ = jax.lax.scan(draw, zero, keys)
         # expected MSE = mean-function residual + noise floor (the variance of xhat over noise).
         # The residual of the k-draw average overestimates the first term by floor / k; both
         # parts are corrected to be unbiased (sample variance with k - 1), and still sum to
@@ -175,12 +233,25 @@ class Trainer:
         residual_k = objectives.reconstruction_loss(total / k, self.x)
         floor = (expected - residual_k) * k / (k - 1)
         kl = jnp.mean(objectives.kl_divergence(mu, s))
-        change = {g: jnp.linalg.norm(params[g] - params0[g]) / jnp.linalg.norm(params0[g]) for g in params}
-        return {"mean_function_mse": expected - floor, "expected_mse": expected, "noise_floor": floor,
-                "kl": kl, "weight_change": change}
+        change = {g: jnp.linalg.norm(params[g] - params0[g]) for g in params}
+        relative = {g: change[g] / jnp.linalg.norm(params0[g]) for g in params}
+        # The training objective at this step's parameters with this step's training noise
+        # (noise fixed: the deterministic objective that the convergence test reads).
+        out = M.forward(params, self.x, self.training_noise(noise_key, step), self.arch)
+        objective, _ = objectives.objective(out, self.x, kind=self.settings.objective, beta=self.settings.beta,
+                                            kl_scaling=self.settings.kl_scaling)
+        result = {"mean_function_mse": expected - floor, "expected_mse": expected, "noise_floor": floor,
+                  "kl": kl, "objective": objective, "weight_change": relative, "weight_change_absolute": change}
+        if record:
+            # Per entry, the sample variance over the k draws, divided by k: the variance of the
+            # k-draw mean. Its sum debiases squared distances: E||mean - g||^2 = ||f_bar - g||^2 + it.
+            variance = (shifted_sq - shifted**2 / k) / (k - 1)
+            result["outputs"] = {"sampled": out["xhat"], "mean": total / k, "mean_mc_variance": jnp.sum(variance) / k}
+        return result
 
     def evaluate(self, state: dict) -> dict:
-        out = self._evaluate(state["params"], state["params0"], state["eval_key"], jnp.int32(state["step"]))
+        out = self._evaluate(state["params"], state["params0"], state["noise_key"], state["eval_key"],
+                             jnp.int32(state["step"]))
         return jax.tree.map(np.asarray, out)
 
     def reconstructions(self, state: dict, count: int) -> dict:
@@ -197,14 +268,40 @@ class Trainer:
         return jax.tree.map(np.asarray, out)
 
 
-def first_divergence(metrics: np.ndarray, start: int) -> list[tuple[int, int, float]]:
-    """(seed position, step, value) of the first non-finite objective of each diverged seed."""
+def first_divergence(metrics: np.ndarray, start: int, initial: np.ndarray) -> list[tuple[int, int, float]]:
+    """(seed position, step, value) of the first diverged objective of each diverged seed.
+
+    A seed diverges at the first step whose objective is NaN, infinite, or above
+    DIVERGENCE_FACTOR times `initial` (its objective at step 0, one value per seed)."""
     found = []
+    limit = DIVERGENCE_FACTOR * np.abs(np.asarray(initial, np.float64))
     for pos in range(metrics.shape[0]):
-        bad = np.flatnonzero(~np.isfinite(metrics[pos, :, 0]))
+        values = metrics[pos, :, 0]
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~np.isfinite(values) | (values > limit[pos]))
         if bad.size:
-            found.append((pos, start + int(bad[0]), float(metrics[pos, bad[0], 0])))
+            found.append((pos, start + int(bad[0]), float(values[bad[0]])))
     return found
+
+
+def convergence(objective: np.ndarray, steps: list[int], tolerance: float) -> tuple[dict[int, int], int | None]:
+    """Convergence of the logged (deterministic) objective, (seeds, points) at the log `steps`.
+
+    A seed meets the criterion at log point j >= 1 when L_j <= tol * L_0 or
+    |L_j - L_{j-1}| <= tol * L_{j-1}. Returns ({seed position: first log step at which it met
+    the criterion}, the first log step at which every seed meets it at once, or None)."""
+    objective = np.asarray(objective, np.float64)
+    first: dict[int, int] = {}
+    stop = None
+    for j in range(1, objective.shape[1]):
+        now, before, start = objective[:, j], objective[:, j - 1], objective[:, 0]
+        met = (now <= tolerance * start) | (np.abs(now - before) <= tolerance * before)
+        for pos in np.flatnonzero(met):
+            first.setdefault(int(pos), int(steps[j]))
+        if met.all():
+            stop = int(steps[j])
+            break
+    return first, stop
 
 
 def log_points(steps: int, log_every: int) -> list[int]:

@@ -7,15 +7,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from .. import io
+from ..config import CLAIMS_SETTINGS_EXTRA, ConfigError, parse_section
 from . import compute, divergences, write_md, write_tsv
 
 log = logging.getLogger("ntkvae.claims")
-
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -27,14 +26,14 @@ def main(argv=None) -> int:
     p.add_argument("--md", required=True)
     p.add_argument("--tsv", required=True)
     args = p.parse_args(argv)
-    settings = json.loads(args.settings)
     try:
+        settings = parse_section(args.settings, "figures", "--settings", extra=CLAIMS_SETTINGS_EXTRA, required=("datasets",))
         claims = compute(args.inputs, settings, settings["datasets"], args.kernels, args.data)
-    except io.InputFileError as err:
+        write_tsv(claims, args.tsv)
+        write_md(claims, args.md, divergences(args.inputs))
+    except (io.WorkflowFileError, ConfigError) as err:
         log.error("%s", err)
         return 1
-    write_tsv(claims, args.tsv)
-    write_md(claims, args.md, divergences(args.inputs))
     for c in claims:
         log.info("%-8s %s [%s]: measured %s, predicted %s", c.verdict, c.claim, c.dataset, c.measured, c.predicted)
     return 0

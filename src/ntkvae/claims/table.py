@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pathlib
+
+from .. import io
 
 from ..results.stats import FAILS, HOLDS, INCONCLUSIVE, Estimate, decide
 
@@ -127,7 +128,7 @@ def summarize(claims: list[Claim]) -> list[tuple[str, str]]:
 
 def write_tsv(claims, path) -> None:
     lines = ["\t".join(Claim.COLUMNS)] + ["\t".join(c.row()).replace("\n", " ") for c in claims]
-    pathlib.Path(path).write_text("\n".join(lines) + "\n")
+    io.write_text(path, "\n".join(lines) + "\n")
 
 
 def write_md(claims, path, divergences=()) -> None:
@@ -158,4 +159,4 @@ def write_md(claims, path, divergences=()) -> None:
     if details:
         lines += ["", "## Details", ""]
         lines += [f"- `{c.key}` ({c.dataset}): {c.detail}" for c in details]
-    pathlib.Path(path).write_text("\n".join(lines) + "\n")
+    io.write_text(path, "\n".join(lines) + "\n")

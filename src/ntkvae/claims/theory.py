@@ -149,10 +149,13 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
     tol = settings["claims"]["slope_tolerance"]
     fig2, fig3 = figure_of("f2_laziness", dataset), figure_of("f3_kernel_constancy", dataset)
     used, dropped = measures.trained_runs(family)
-    note = (f"; widths that did not train (left out): {', '.join(str(r.width) for r in dropped)}" if dropped else "")
+    note = f"; widths that did not train (left out): {measures.left_out(dropped)}" if dropped else ""
     if len(used) < 2:
-        return [not_evaluated("weight_change_slope", LAZINESS, setting, f"weight change vs width (run {name})", dataset,
-                              fig2, "needs two widths that trained" + note)]
+        claim = not_evaluated("weight_change_slope", LAZINESS, setting, f"weight change vs width (run {name})", dataset,
+                              fig2, "needs two widths that trained" + note)
+        if any(r.diverged for r in dropped):   # asked for, but training diverged: say so in the verdict
+            claim.verdict, claim.measured = stats.INCONCLUSIVE, "diverged"
+        return [claim]
     regime = regime_text(used)
     out = []
     for group in measures.moving_groups(used[-1]):

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ..results import measures, stats
-from ..results.runs import regime_text
+from ..results.runs import divergence_note, regime_text
 from .table import EXPERIMENTS, FAILS, TRAINED_AS_VAES, Claim, measured_claim, not_evaluated, runs_of
 
 
@@ -27,6 +27,13 @@ def convergence_claims(runs, dataset, settings) -> list[Claim]:
                                      "run missing"))
             continue
         widest = group[-1]
+        if widest.diverged:   # as for the activations: a divergence is a failure to converge, and says so
+            where = ", ".join(f"seed {s} at step {t}" for s, t in sorted(widest.diverged.items(), key=lambda i: int(i[0])))
+            out.append(Claim("convergence", EXPERIMENTS, TRAINED_AS_VAES, statement, dataset, figure, FAILS,
+                             f"diverged ({where})", "every logged step decreases", "all seeds 100%",
+                             "a divergence is a failure to converge", regime_text([widest]),
+                             f"m = {widest.width}, lr {widest.settings['learning_rate']:g} (recorded divergence)"))
+            continue
         curves = np.asarray(widest.data["eval"]["mean_function_mse"], float)
         fraction = np.where(measures.finite_seeds(widest), np.mean(np.diff(curves, axis=1) < 0, axis=1), np.nan)
         est = stats.seed_range(fraction)
@@ -73,7 +80,8 @@ def beta_claims(runs, dataset, settings) -> list[Claim]:
             reason=f"{rho:g} allows one adjacent pair of the {len(betas)} betas to swap under seed noise",
             regime=regime_text(at), prefix="Spearman ", fmt="+.2f",
             detail=detail + "; per seed " + ", ".join(f"{v:+.2f}" for v in per_seed) + "; mean " +
-                   ", ".join(f"{v:.3g}" for v in np.nanmean(values, axis=0))))
+                   ", ".join(f"{v:.3g}" for v in np.nanmean(values, axis=0)) +
+                   (f"; {divergence_note(at)}" if divergence_note(at) else "")))
     return out
 
 
@@ -95,7 +103,8 @@ def narrow_wide_claims(runs, dataset, settings) -> list[Claim]:
         stats.mean_interval(w_res / n_res), (0.0, 1.0), predicted="ratio < 1", tolerance="< 1",
         reason="the claim is an ordering; no allowance", regime=regime_text([narrow[0], wide[-1]]),
         prefix="residual ratio wide/narrow ",
-        detail=f"narrow m = {narrow[0].width}: {np.nanmean(n_res):.3g}; wide m = {wide[-1].width}: {np.nanmean(w_res):.3g}")]
+        detail=f"narrow m = {narrow[0].width}: {np.nanmean(n_res):.3g}; wide m = {wide[-1].width}: {np.nanmean(w_res):.3g}"
+               + (f"; {divergence_note([narrow[0], wide[-1]])}" if divergence_note([narrow[0], wide[-1]]) else ""))]
 
 
 def activation_claims(runs, dataset, settings) -> list[Claim]:

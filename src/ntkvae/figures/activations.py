@@ -33,7 +33,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     cmap = plt.get_cmap("tab10")
     fig, (ax_c, ax_r) = plt.subplots(1, 2, figsize=(style.FULL_WIDTH_IN, 3.3))
     for i, r in enumerate(runs):
-        ev = r.data["eval"]
+        ev = r.data["eval"]   # every seed: a diverged one is drawn up to its divergence
         smooth = SMOOTH.get(activation_of(r), True)
         label = activation_of(r) + ("" if smooth else " (not smooth)")
         if r.diverged:

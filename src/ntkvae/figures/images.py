@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from .. import io
@@ -13,12 +11,17 @@ class ImageSpace:
     """The inverse of the dataset normalization: x -> x * scale + mean, reshaped to image_shape."""
 
     def __init__(self, path):
-        with io.open_input(path, ("images", "mean", "scale")) as f:
-            self.images = f["images"][()]
-            self.mean = f["mean"][()]
-            self.scale = f["scale"][()]
-            self.shape = tuple(json.loads(f.attrs["image_shape"]))
+        with io.open_input(path, ("images", "mean", "scale"), attrs=("image_shape",)) as f:
+            self.images = io.read(f, "images")
+            self.mean = io.read(f, "mean", ndim=1)
+            self.scale = io.read(f, "scale", ndim=1)
+            shape = io.read_json_attr(f, "image_shape")
             self.dataset = str(f.attrs.get("dataset", ""))
+        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(k, int) and k > 0 for k in shape)):
+            raise io.InputFileError(f"input file {path}: attribute image_shape is {shape!r}, expected [H, W, C]")
+        self.shape = tuple(shape)
+        io.check_shapes(path, {"images": self.images, "mean": self.mean, "scale": self.scale},
+                        {"images": ("n", *self.shape), "mean": (int(np.prod(self.shape)),), "scale": ("n",)})
 
     def blank(self, count: int) -> np.ndarray:
         """`count` empty (white) images."""

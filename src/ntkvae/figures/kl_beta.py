@@ -18,16 +18,17 @@ import numpy as np
 
 from . import style
 from ..results import measures
-from ..results.runs import load_runs
+from ..results.runs import load_runs, usable
 
 
 def beta_table(runs, key_fn):
-    """{width: (betas, values (seeds, betas))} for the runs of a beta sweep, betas sorted."""
+    """{width: (betas, per-seed values at each beta)} for the runs of a beta sweep, betas sorted."""
     table = {}
     for width in sorted({r.width for r in runs}):
         at = sorted((r for r in runs if r.width == width), key=lambda r: r.settings["beta"])
         betas = np.array([r.settings["beta"] for r in at])
-        table[width] = betas, np.stack([np.asarray(key_fn(r), float) for r in at], axis=1)
+        # The seeds that diverged are left out (measures.finite_seeds); widths keep different counts.
+        table[width] = betas, [np.asarray(key_fn(r), float)[measures.finite_seeds(r)] for r in at]
     return table
 
 
@@ -47,17 +48,19 @@ PANELS = (
 
 def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     style.apply()
-    runs = load_runs(paths)
+    every = load_runs(paths)
+    runs = usable(every)   # a beta run whose every seed diverged is named below the plot
     colors = style.width_colors({r.width for r in runs})
     fig, axes = plt.subplots(2, 2, figsize=(style.FULL_WIDTH_IN, 5.2))
     for ax, (ylabel, key_fn, log) in zip(axes.flat, PANELS):
         for width, (betas, values) in beta_table(runs, key_fn).items():
-            centre = measures.geometric_mean(values) if log else values.mean(axis=0)
-            ax.errorbar(betas, centre, yerr=style.spread(values, centre), color=colors[width], marker="o",
+            centre, yerr = style.bars(values, log=log)
+            ax.errorbar(betas, centre, yerr=yerr, color=colors[width], marker="o",
                         markersize=3, capsize=2, linewidth=1.0, label=f"m = {width}")
-            bad = diverged_betas(runs, width)
+            bad = diverged_betas(every, width)   # at the top where every seed at that beta diverged
             if bad.size:
-                style.mark_excluded(ax, bad, centre[np.isin(betas, bad)], label="a seed diverged (recorded)")
+                at = {b: c for b, c in zip(betas, centre)}
+                style.mark_excluded(ax, bad, [at.get(b, np.nan) for b in bad], label="a seed diverged (recorded)")
         ax.set_xscale("log")
         if log:
             ax.set_yscale("log")
@@ -65,7 +68,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
         ax.set_ylabel(ylabel)
     floor_ax = axes[0, 0]
     for width, (betas, values) in beta_table(runs, lambda r: measures.final(r.data["eval"]["noise_floor"])).items():
-        floor_ax.plot(betas, values.mean(axis=0), color=colors[width], marker="s", mfc="none", markersize=3.5,
+        floor_ax.plot(betas, [np.mean(v) for v in values], color=colors[width], marker="s", mfc="none", markersize=3.5,
                       linewidth=0.8, label=f"noise floor, m = {width}")
     all_betas = sorted({r.settings["beta"] for r in runs})
     for ax in axes.flat:
@@ -78,4 +81,5 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
     fig.suptitle(f"F6 KL regularization on {dataset or runs[0].dataset}: full objective, Wsigma frozen, "
                  f"c(m_z) = {s['kl_scaling']}, {s['steps']} steps\n(mean over {len(s['seeds'])} seeds, bars: min-max)")
     fig.tight_layout()
+    style.divergence_footnote(fig, every)
     style.save(fig, pdf, png, dpi)

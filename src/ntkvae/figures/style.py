@@ -26,6 +26,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..results import measures  # noqa: E402
+from ..results.runs import divergence_note  # noqa: E402
+
 COLUMN_WIDTH_IN = 3.4   # one column of a two-column paper
 FULL_WIDTH_IN = 7.0     # both columns
 MIN_PANEL_IN = 2.0      # the narrowest plotting panel: two side by side at FULL_WIDTH_IN with their labels (not three)
@@ -83,6 +86,34 @@ def spread(values, centre) -> np.ndarray:
     """Error-bar lengths (2, k) from `centre` down to the minimum and up to the maximum over seeds (rows)."""
     values = np.asarray(values, dtype=float)
     return np.stack([np.maximum(centre - np.nanmin(values, axis=0), 0), np.maximum(np.nanmax(values, axis=0) - centre, 0)])
+
+
+def bars(values_per_width, *, log: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (geometric mean for log axes) and error-bar lengths (2, k) over the seeds at each of
+    k widths, given one array of per-seed values per width: widths may keep different numbers of
+    seeds, since the seeds that diverged are left out."""
+    centre, low, high = measures.per_width(values_per_width, log=log)
+    return centre, np.stack([np.maximum(centre - low, 0), np.maximum(high - centre, 0)])
+
+
+def divergence_footnote(fig, runs) -> None:
+    """Name, below the figure, the seeds left out because their training diverged."""
+    import textwrap
+
+    note = divergence_note(runs)
+    if note:
+        chars = int(fig.get_figwidth() * 72 / (0.55 * MIN_FONT_PT))   # about one character per 0.55 em
+        fig.text(0.01, 0.0, textwrap.fill(note, chars), fontsize=MIN_FONT_PT, color="tab:red", ha="left", va="top")
+
+
+def nothing_to_show(ax, text: str) -> None:
+    """An empty panel that says why (e.g. every seed diverged, or nothing was recorded)."""
+    import textwrap
+
+    ax.text(0.5, 0.5, textwrap.fill(text, 36), transform=ax.transAxes, ha="center", va="center", fontsize=MIN_FONT_PT,
+            color="tab:red")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 THEORY = {"color": "black", "linestyle": LINESTYLES["prediction"], "linewidth": 1.0}    # theory: black dashed

@@ -56,18 +56,30 @@ class Kernel:
     def __init__(self, path):
         with io.open_input(path, KERNEL_REQUIRED) as f:
             self.path = str(path)
-            self.probe = {g: f["probe/theta_inf"][g][()] for g in f["probe/theta_inf"]} if "probe/theta_inf" in f else {}
-            self.noise = {g: f["noise_diagonal"][g][()] for g in f["noise_diagonal"]}
-            self.mean_eigenvalues = f["mean_eigenvalues"][()]
-            self.mean_eigenvectors = f["mean_eigenvectors"][()]
-            self.lambda_bar = float(f["lambda_bar"][()])
+            # io.read: every array present, a dataset, finite (a NaN eigenvalue never reaches a
+            # figure or a claim); check_shapes below: of one size n.
+            self.probe = ({g: io.read(f["probe/theta_inf"], g, ndim=2) for g in f["probe/theta_inf"]}
+                          if "probe/theta_inf" in f else {})
+            self.noise = {g: io.read(f["noise_diagonal"], g, ndim=1) for g in f["noise_diagonal"]}
+            self.mean_eigenvalues = io.read(f, "mean_eigenvalues", ndim=1)
+            self.mean_eigenvectors = io.read(f, "mean_eigenvectors", ndim=2)
+            self.lambda_bar = float(io.read(f, "lambda_bar", ndim=0))
             self._trained = {}
+            layout = {"mean_eigenvalues": ("n",), "mean_eigenvectors": ("n", "n"),
+                      **{f"noise_diagonal/{g}": ("n",) for g in self.noise}}
+            arrays = {"mean_eigenvalues": self.mean_eigenvalues, "mean_eigenvectors": self.mean_eigenvectors,
+                      **{f"noise_diagonal/{g}": v for g, v in self.noise.items()}}
             for ts, name in TRAINED_SETS.items():
                 if f"trained/{name}/eigenvalues" in f:
-                    vec = f[f"trained/{name}/eigenvectors"][()] if f"trained/{name}/eigenvectors" in f else None
-                    self._trained[ts] = (f[f"trained/{name}/eigenvalues"][()], vec,
-                                         f[f"trained/{name}/noise_diagonal"][()])
-            self.n = int(self.mean_eigenvalues.shape[0])
+                    key = f"trained/{name}"
+                    vec = io.read(f, f"{key}/eigenvectors", ndim=2) if f"{key}/eigenvectors" in f else None
+                    self._trained[ts] = (io.read(f, f"{key}/eigenvalues", ndim=1), vec,
+                                         io.read(f, f"{key}/noise_diagonal", ndim=1))
+                    arrays.update({f"{key}/eigenvalues": self._trained[ts][0], f"{key}/noise_diagonal": self._trained[ts][2]})
+                    layout.update({f"{key}/eigenvalues": ("n",), f"{key}/noise_diagonal": ("n",)})
+                    if vec is not None:
+                        arrays[f"{key}/eigenvectors"], layout[f"{key}/eigenvectors"] = vec, ("n", "n")
+            self.n = io.check_shapes(path, arrays, layout)["n"]
 
     # ------------------------------------------------------------------ spectra
 
@@ -101,7 +113,9 @@ class Kernel:
                 raise io.InputFileError(f"{self.path}: Theta_inf[{group}] is stored on the first {p} examples only; "
                                         "points beyond need kernels.per_group: full")
             rows, inverse = np.unique(index, return_inverse=True)   # h5py reads increasing rows only
-            return f["theta_inf"][group][rows][inverse][:, index]
+            block = f["theta_inf"][group][rows][inverse][:, index]
+        io.check_finite(block, self.path, f"theta_inf/{group}")
+        return block
 
     def trained_block(self, index, train_sigma: bool) -> np.ndarray:
         """Theta_inf of the trained groups on the points `index`: the total less the frozen groups'
@@ -137,13 +151,16 @@ class Prediction:
     def __init__(self, path):
         with io.open_input(path, self.REQUIRED) as f:
             self.path = str(path)
-            self.step = f["step"][()]
-            self.fresh = {k: f["fresh"][k][()] for k in f["fresh"]}
-            self.fixed = {k: f["fixed"][k][()] for k in f["fixed"]}
-            self.theorem1_bound = f["theorem1_bound"][()]
-            self.lambda0 = float(f["lambda0"][()])
-            self.lambda_bar = float(f["lambda_bar"][()])
+            self.step = io.read(f, "step", ndim=1)
+            self.fresh = {k: io.read(f["fresh"], k) for k in f["fresh"]}
+            self.fixed = {k: io.read(f["fixed"], k) for k in f["fixed"]}
+            self.theorem1_bound = io.read(f, "theorem1_bound", ndim=1)
+            self.lambda0 = float(io.read(f, "lambda0", ndim=0))
+            self.lambda_bar = float(io.read(f, "lambda_bar", ndim=0))
             self.attrs = dict(f.attrs)
+        io.check_shapes(path, {"step": self.step, "fresh/mean_function_mse": self.fresh["mean_function_mse"],
+                               "theorem1_bound": self.theorem1_bound},
+                        {"step": ("steps",), "fresh/mean_function_mse": ("steps",), "theorem1_bound": ("steps",)})
 
     def at(self, steps, curve: str = "fresh/mean_function_mse") -> np.ndarray:
         protocol, key = curve.split("/")
@@ -221,7 +238,7 @@ def curve_distance(measured, predicted) -> float:
 def data_targets(path) -> np.ndarray:
     """The training targets Y = X (the autoencoder reconstructs its inputs) from the dataset file."""
     with io.open_input(path, ("x",)) as f:
-        return f["x"][()]
+        return io.read(f, "x", ndim=2)
 
 
 def kernel_predictor(kernel: Kernel, y, learning_rate: float, steps: int) -> np.ndarray:

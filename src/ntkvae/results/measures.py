@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GROUPS = ("W1", "Wmu", "Wsigma", "W3", "W4")
-
-
-def param_count(group: str, width: int, d: int, latent_width: int) -> int:
-    """Number of weights of a group (shapes as in ntkvae.model.param_shapes, which imports JAX)."""
-    m, mz = int(width), int(latent_width)
-    shapes = {"W1": (m, d), "Wmu": (mz, m), "Wsigma": (mz, m), "W3": (m, mz), "W4": (d, m)}
-    rows, cols = shapes[group]
-    return rows * cols
+from ..groups import WEIGHT_GROUPS as GROUPS, param_count  # noqa: F401  (defined once, JAX-free)
 
 
 def predicted_weight_change_slope(group: str, widths, d: int, latent_widths) -> float:
@@ -43,6 +35,15 @@ def loglog_slope(x, y) -> float:
 def geometric_mean(values, axis=0) -> np.ndarray:
     values = np.asarray(values, float)
     return np.exp(np.mean(np.log(np.maximum(values, 1e-300)), axis=axis))
+
+
+def per_width(values, *, log: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre (geometric mean, or the mean with log false), minimum and maximum over seeds of one
+    value per seed at each width (a list with one array per width: widths may keep different
+    numbers of seeds, since the seeds that diverged are left out)."""
+    values = [np.asarray(v, float) for v in values]
+    centre = [float(geometric_mean(v)) if log else float(np.mean(v)) for v in values]
+    return np.array(centre), np.array([float(np.min(v)) for v in values]), np.array([float(np.max(v)) for v in values])
 
 
 def spearman(x, y) -> float:
@@ -120,6 +121,21 @@ def trained_runs(runs) -> tuple[list, list]:
     """(the widths that trained, the others), each sorted by width."""
     runs = sorted(runs, key=lambda r: r.width)
     return [r for r in runs if trained(r)], [r for r in runs if not trained(r)]
+
+
+def left_out(runs) -> str:
+    """Why each width of `runs` (those trained_runs left out) did not count: the seeds that
+    diverged (and from which step), or the residual that did not halve."""
+    parts = []
+    for r in runs:
+        if r.diverged:
+            where = ", ".join(f"seed {s} diverged at step {t}" for s, t in sorted(r.diverged.items(), key=lambda i: int(i[0])))
+            parts.append(f"{r.width} ({where})")
+        elif not finite_seeds(r).all():
+            parts.append(f"{r.width} (non-finite evaluations)")
+        else:
+            parts.append(f"{r.width} (residual did not fall to {TRAINED_RESIDUAL_RATIO:g} of its start)")
+    return ", ".join(parts)
 
 
 def per_seed_table(runs, values_of) -> tuple[np.ndarray, np.ndarray]:

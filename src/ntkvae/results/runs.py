@@ -9,11 +9,39 @@ import numpy as np
 
 from .. import io, regime
 
-REQUIRED = ("train/objective", "eval/step", "eval/mean_function_mse", "eval/noise_floor")
+REQUIRED = ("seeds", "train/objective", "eval/step", "eval/mean_function_mse", "eval/noise_floor")
+ATTRIBUTES = ("config", "dataset", "run", "width", "n", "d", "latent_width")
+
+# Datasets of a training file that describe the run, not one seed; the datasets of LAYOUT
+# (and the weight-change and probe groups) have one row per seed (their first axis), in the
+# order of `seeds`; any other dataset counts as per seed when its first axis has that length.
+PER_RUN = ("seeds", "train/step", "eval/step", "reconstructions/index", "generation/values", "ntk/probe_index",
+           "outputs/step", "examples_index")
+# Named dimensions (io.check_shapes) of the datasets whose shape the readers rely on.
+LAYOUT = {"seeds": ("seeds",), "train/step": ("steps",), "eval/step": ("points",),
+          **{f"train/{k}": ("seeds", "steps") for k in ("objective", "mse", "kl")},
+          **{f"eval/{k}": ("seeds", "points") for k in ("mean_function_mse", "expected_mse", "noise_floor", "kl")},
+          "reconstructions/index": ("k",), "reconstructions/mean": ("seeds", "k", "d"),
+          "reconstructions/sample": ("seeds", "k", "d"), "generation/prior": ("seeds", "samples", "d"),
+          "generation/traversal": ("seeds", "directions", "values", "d"), "generation/values": ("values",),
+          "ntk/probe_index": ("p",)}
+
+
+def _layout(name: str) -> tuple | None:
+    group = name.rpartition("/")[0]
+    if group in ("weight_change", "weight_change_absolute"):
+        return ("seeds", "points")
+    if group in ("ntk/init", "ntk/final"):
+        return ("seeds", "p", "p")
+    return LAYOUT.get(name)
 
 
 @dataclasses.dataclass
 class Run:
+    """One training file, every seed. A seed recorded as diverged (on_divergence: record) may
+    hold NaN or a blown-up value from its divergence on (measures.finite_seeds leaves it out of
+    every fit); any other non-finite value is an input error, raised when the file is read."""
+
     path: str
     dataset: str
     run: str
@@ -49,9 +77,21 @@ class Run:
 
     @property
     def diverged(self) -> dict:
-        """{seed: step} of the seeds whose objective became NaN or infinite (recorded divergence)."""
+        """{seed: step} of the seeds whose training diverged (recorded divergence)."""
         value = self.attrs.get("diverged", "{}")
         return json.loads(value) if isinstance(value, str) else {}
+
+    @property
+    def usable(self) -> bool:
+        """Whether at least one seed did not diverge."""
+        return self.first_kept_row is not None
+
+    @property
+    def first_kept_row(self) -> int | None:
+        """Row (position in `seeds`) of the first seed that did not diverge, or None: the seed a
+        figure shows when it shows one."""
+        return next((i for i, s in enumerate(np.atleast_1d(self.data["seeds"])) if str(int(s)) not in self.diverged),
+                    None)
 
     @property
     def label(self) -> str:
@@ -60,15 +100,63 @@ class Run:
 
 
 def load_run(path) -> Run:
-    with io.open_input(path, REQUIRED) as f:
-        data = io.read_dict(f)
+    """Read a training file: its attributes and datasets present, of consistent shapes, and
+    finite except in the rows of the seeds it records as diverged; errors name the file."""
+    with io.open_input(path, REQUIRED, attrs=ATTRIBUTES) as f:
+        config = io.read_json_attr(f, "config")
+        diverged = io.read_json_attr(f, "diverged") if "diverged" in f.attrs else {}
+        data = io.read_dict(f, finite=False)
         attrs = dict(f.attrs)
+    if not isinstance(config, dict) or not {"model", "training"} <= set(config):
+        raise io.InputFileError(f"input file {path}: attribute config lacks the model or training settings")
+    seeds = [int(s) for s in np.atleast_1d(data["seeds"])]
+    unknown = sorted(set(map(str, diverged)) - set(map(str, seeds))) if isinstance(diverged, dict) else ["?"]
+    if unknown:
+        raise io.InputFileError(f"input file {path}: attribute diverged names seeds {', '.join(unknown)} "
+                                f"that are not among its seeds {seeds}")
+    rows = [i for i, seed in enumerate(seeds) if str(seed) in diverged]
+    flat = _flatten(data)
+    layout = {name: _layout(name) for name in flat}
+    io.check_shapes(path, flat, {k: v for k, v in layout.items() if v}, known={"seeds": len(seeds), "d": int(attrs["d"])})
+    for name, value in flat.items():
+        per_seed = layout[name][0] == "seeds" if layout[name] else \
+            name not in PER_RUN and np.shape(value)[:1] == (len(seeds),)
+        io.check_finite(value, path, name, rows if per_seed else ())
     return Run(path=str(path), dataset=str(attrs["dataset"]), run=str(attrs["run"]), width=int(attrs["width"]),
                n=int(attrs["n"]), attrs=attrs, data=data)
 
 
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def load_runs(paths) -> list[Run]:
     return sorted((load_run(p) for p in paths), key=lambda r: (r.run, r.width))
+
+
+def usable(runs: list[Run]) -> list[Run]:
+    """The runs with at least one seed that did not diverge."""
+    return [r for r in runs if r.usable]
+
+
+def divergence_note(runs: list[Run]) -> str:
+    """Which seeds of `runs` diverged (and are left out of every fit), or "" if none did.
+
+    e.g. "run mse diverged: m = 256 all seeds (first at step 12), m = 64 seed 1 (step 20); excluded"."""
+    parts: dict[str, list[str]] = {}
+    for r in sorted(runs, key=lambda r: (r.run, -r.width)):
+        if not r.diverged:
+            continue
+        seeds = sorted(r.diverged, key=int)
+        which = "all seeds" if not r.usable else f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+        parts.setdefault(r.run, []).append(f"m = {r.width} {which} (first at step {min(r.diverged.values())})")
+    return "; ".join(f"run {name} diverged: {', '.join(items)}; excluded" for name, items in parts.items())
 
 
 def by_run(runs: list[Run]) -> dict[str, list[Run]]:

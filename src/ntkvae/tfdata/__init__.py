@@ -24,6 +24,46 @@ class DataFetchError(RuntimeError):
     """A dataset that cannot be fetched, prepared or read; the message says what to do."""
 
 
+# Modules of the `data` extra (pyproject.toml) that the data steps import.
+DATA_EXTRA_MODULES = ("tensorflow_datasets", "tensorflow", "array_record", "importlib_resources", "PIL")
+
+
+def require_data_extra() -> None:
+    """ModuleNotFoundError (with its name) unless every module of the data extra is installed:
+    checked first, so that a data step without it stops at once with `missing_data_extra`'s line,
+    not after a network probe or in the middle of preparing."""
+    import importlib.util
+
+    for name in DATA_EXTRA_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):   # ValueError: a module blocked as None in sys.modules
+            found = False
+        if not found:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def data_extra_problem(datasets, conda: bool) -> str | None:
+    """The line to stop a workflow with, before any job, when the config lists a
+    tensorflow-datasets source but its steps would run here without the data extra (no conda
+    env for them); None when all is well."""
+    wanted = [d for d in datasets if d in SOURCES]
+    if not wanted or conda:
+        return None
+    try:
+        require_data_extra()
+    except ModuleNotFoundError as err:
+        return missing_data_extra(wanted[0], err)
+    return None
+
+
+def missing_data_extra(dataset: str, err: ModuleNotFoundError) -> str:
+    """One line for a data step run without the `data` extra: what is missing and how to get it."""
+    return (f"dataset {dataset!r} is read with tensorflow-datasets, but {err.name or err} is not installed in this "
+            "environment: install the data extra (pip install -c requirements.lock -e '.[data]') or run the "
+            "workflow with --sdm conda (envs/data.yaml); see docs/datasets.md")
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceFile:
     url: str

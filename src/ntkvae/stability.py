@@ -1,0 +1,129 @@
+"""The finite-width stability limit of gradient descent, measured at initialization.
+
+Plain gradient descent on a quadratic with Hessian H is stable only for a learning rate
+below 2 / lambda_max(H). For a run, H is the Hessian of its own training objective at theta_0
+with the noise of step 0, taken over the parameters it trains (frozen groups are constants),
+one per seed. `lambda_max` is the largest (algebraic) eigenvalue, found by the Lanczos
+iteration on Hessian-vector products (forward-over-reverse: jax.jvp of jax.grad), so H is
+never formed. Lanczos gives both ends of the spectrum at once: a dominant negative
+eigenvalue, which would capture a power iteration (and need a shift), does not disturb the
+top Ritz value. Without reorthogonalization only three vectors per seed are held; the loss
+of orthogonality in floating point makes converged Ritz values reappear as copies, which
+leaves the largest one correct.
+
+The iteration stops when every seed's top Ritz value theta has the residual bound
+beta_k |s_k| (the distance from theta to an eigenvalue of H) below `RELATIVE_TOLERANCE` * |theta|.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+from jax.flatten_util import ravel_pytree
+
+log = logging.getLogger("ntkvae.stability")
+
+# The residual bound that stops the iteration, relative to the top Ritz value ("converged to
+# about 1 %"). The Ritz value approaches lambda_max from below and its error is smaller than
+# the bound (about half of it in the runs measured: docs/design.md).
+RELATIVE_TOLERANCE = 0.01
+MAX_ITERATIONS = 160
+# Lanczos steps per jitted call (the convergence test runs between calls, on the host).
+CHUNK = 8
+
+
+@dataclasses.dataclass
+class TopEigenvalue:
+    """Per seed: the largest eigenvalue, its residual bound, and the Lanczos steps taken."""
+
+    value: np.ndarray
+    bound: np.ndarray
+    iterations: int
+
+    @property
+    def converged(self) -> bool:
+        return bool(np.all(self.bound <= RELATIVE_TOLERANCE * np.abs(self.value)))
+
+
+def _ritz_top(alphas: np.ndarray, betas: np.ndarray) -> tuple[float, float]:
+    """Largest eigenvalue of the Lanczos tridiagonal and its residual bound beta_k |s_k|."""
+    k = len(alphas)
+    if k == 1:
+        return float(alphas[0]), float(abs(betas[0]))
+    values, vectors = scipy.linalg.eigh_tridiagonal(alphas, betas[: k - 1])
+    return float(values[-1]), float(abs(betas[k - 1] * vectors[-1, -1]))
+
+
+def lanczos_top(linear_operator: Callable, operands, v0: jax.Array, *, tolerance: float = RELATIVE_TOLERANCE,
+                max_iterations: int = MAX_ITERATIONS, chunk: int = CHUNK) -> TopEigenvalue:
+    """Largest eigenvalue of symmetric operators, one per row of v0 (seeds, P).
+
+    linear_operator(operands_row) returns the matrix-vector product of that row's operator
+    (a function P -> P); it is built once per chunk of `chunk` Lanczos steps inside one jit
+    (for a Hessian: the gradient linearized once, so the primal pass is shared by the
+    chunk's products). The operands are arguments, not closed over: a jitted closure would
+    make them constants, which XLA then folds at compile time (minutes at width 1024)."""
+
+    def chunk_one(operands_row, v, v_prev, beta):
+        matvec = linear_operator(operands_row)
+
+        def body(carry, _):
+            v, v_prev, beta = carry
+            w = matvec(v) - beta * v_prev
+            alpha = jnp.vdot(w, v)
+            w = w - alpha * v
+            beta_next = jnp.linalg.norm(w)
+            # An exact invariant subspace (beta = 0) ends the recurrence; its bound is then 0.
+            return (w / jnp.where(beta_next > 0, beta_next, 1.0), v, beta_next), (alpha, beta_next)
+
+        (v, v_prev, beta), (alphas, betas) = jax.lax.scan(body, (v, v_prev, beta), None, length=chunk)
+        return v, v_prev, beta, alphas, betas
+
+    run_chunk = jax.jit(jax.vmap(chunk_one))
+    v = v0 / jnp.linalg.norm(v0, axis=1, keepdims=True)
+    v_prev = jnp.zeros_like(v)
+    beta = jnp.zeros(v.shape[0], v.dtype)
+    rows = v.shape[0]
+    alphas, betas = np.zeros((rows, 0)), np.zeros((rows, 0))
+    value, bound = np.zeros(rows), np.full(rows, np.inf)
+    while alphas.shape[1] < max_iterations:
+        v, v_prev, beta, a, b = run_chunk(operands, v, v_prev, beta)
+        alphas = np.concatenate([alphas, np.asarray(a, np.float64)], axis=1)
+        betas = np.concatenate([betas, np.asarray(b, np.float64)], axis=1)
+        for row in range(rows):
+            k = _first_breakdown(betas[row])
+            value[row], bound[row] = _ritz_top(alphas[row, :k], betas[row, :k])
+        if np.all(bound <= tolerance * np.abs(value)):
+            break
+    return TopEigenvalue(value=value, bound=bound, iterations=alphas.shape[1])
+
+
+def _first_breakdown(betas: np.ndarray) -> int:
+    """Lanczos steps up to and including the first beta = 0 (an invariant subspace found)."""
+    zero = np.flatnonzero(betas == 0)
+    return int(zero[0]) + 1 if zero.size else len(betas)
+
+
+def hessian_lambda_max(loss: Callable, trained: dict, context, keys: jax.Array, **kwargs) -> TopEigenvalue:
+    """lambda_max of the Hessian of loss(trained, context) in `trained`, per seed.
+
+    `trained` (the parameters differentiated), `context` (anything else the loss needs: the
+    frozen groups, the noise) and `keys` (for the start vectors) are stacked over seeds on
+    their leading axis; `loss` takes one seed's slices. Hessian-vector products are
+    forward-over-reverse: the jvp of jax.grad, linearized at theta_0."""
+    _, unravel = ravel_pytree(jax.tree.map(lambda a: a[0], trained))
+
+    def linear_operator(operands_row):
+        point, context_row = operands_row
+        grad_flat = jax.grad(lambda q: loss(unravel(q), context_row))
+        return jax.linearize(grad_flat, point)[1]
+
+    points = jax.vmap(lambda t: ravel_pytree(t)[0])(trained)
+    v0 = jax.vmap(lambda k: jax.random.normal(k, points.shape[1:], points.dtype))(keys)
+    return lanczos_top(linear_operator, (points, context), v0, **kwargs)
