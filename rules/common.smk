@@ -213,3 +213,11 @@ def print_summary(failed, log):
         return
     loud = failed or found.divergences or found.unreadable or (found.claims and found.claims.open)
     (logger.warning if loud else logger.info)(text)
+
+
+# ---------------------------------------------------------------- report
+# Snakemake's embeddedfigure directive (report/workflow.rst shows each figure with it) does not
+# embed in Snakemake 9; src/ntkvae/report_embed.py registers a working one.
+from ntkvae import report_embed  # noqa: E402
+
+report_embed.register()

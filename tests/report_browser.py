@@ -49,7 +49,8 @@ def browser(width: int = 1600, height: int = 1000):
 SEEN = """
 const el = arguments[0];
 el.scrollIntoView({block: 'center', inline: 'nearest'});
-const r = el.getBoundingClientRect();
+let r = el.getBoundingClientRect();
+if (r.height > innerHeight) { el.scrollIntoView({block: 'start', inline: 'nearest'}); r = el.getBoundingClientRect(); }
 if (r.width < 1 || r.height < 1) return 'has no size';
 for (let e = el; e; e = e.parentElement) {
   const s = getComputedStyle(e);
@@ -142,8 +143,8 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
                 continue
             if why := seen(driver, images[0]):
                 problems.append(f"{stem} image: {why}")
-            elif images[0].size["width"] < 400:
-                problems.append(f"{stem} image: drawn {images[0].size['width']} px wide")
+            elif images[0].size["width"] < 0.95 * min(driver.execute_script("return arguments[0].naturalWidth", images[0]), 300):
+                problems.append(f"{stem} image: drawn {images[0].size['width']} px wide")   # shrunk below legibility
             if why := seen(driver, captions[0]):
                 problems.append(f"{stem} caption: {why}")
             elif len(captions[0].text) < 40:
@@ -171,7 +172,9 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
                 problems.append(f"menu: the first figure is not shown ({why if shown else 'no image'})")
             if screenshot_dir:
                 driver.save_screenshot(os.path.join(screenshot_dir, "report_menu_figure.png"))
-        # Provenance as readable text.
+        # Provenance as readable text (from the menu of a freshly opened report).
+        driver.get(pathlib.Path(path).resolve().as_uri())
+        wait_for(driver, ".ntkvae-claims")
         click_text(driver, "Provenance")
         row = driver.find_element(By.XPATH, "//td[normalize-space(text())='config, commit, versions, devices']/parent::tr")
         row.find_element(By.CSS_SELECTOR, "a").click()

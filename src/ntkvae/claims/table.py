@@ -137,9 +137,14 @@ TABLE_HEADER = ("verdict", "claim", "dataset", "setting", "measured [interval]",
                 "figure")
 
 
-def table_cells(c: Claim) -> list[str]:
+# The verdict marks of claims.html: symbols every font has (a browser without an emoji font draws
+# MARK's as empty boxes); the row's class colours them.
+HTML_MARK = {HOLDS: "✓ holds", FAILS: "✗ fails", INCONCLUSIVE: "? inconclusive", NOT_EVALUATED: "– not evaluated"}
+
+
+def table_cells(c: Claim, marks: dict = MARK) -> list[str]:
     """The cells of one row of the claims table under TABLE_HEADER (claims.md and claims.html)."""
-    return [MARK[c.verdict], c.claim, c.dataset, c.setting, c.measured, c.predicted,
+    return [marks[c.verdict], c.claim, c.dataset, c.setting, c.measured, c.predicted,
             f"{c.tolerance} ({c.reason})" if c.reason else c.tolerance, c.regime, c.figure]
 
 
@@ -179,10 +184,16 @@ def write_md(claims, path, divergences=()) -> None:
 
 
 # The HTML rendering goes into the Snakemake report's landing page (report/workflow.rst includes
-# it) and is a report item of its own. Styles are scoped to .ntkvae-claims; the first rule widens
-# the report's description column (Snakemake sets it to max-w-lg) so that the table fits.
+# it) and is a report item of its own. Styles are scoped to .ntkvae-claims, except the first three
+# rules, which lay out the landing page that holds it: Snakemake centres its content pane (which
+# clips the top and left of a page longer or wider than the window) and sets the description
+# column beside the rule graph to max-w-lg; here the pane scrolls from its top, the description
+# takes the width and the rule graph goes below it.
 HTML_STYLE = """
-.prose:has(.ntkvae-claims) { max-width: 72rem; }
+.h-screen:has(.ntkvae-claims) { align-items: flex-start; justify-content: flex-start; }
+.h-screen:has(.ntkvae-claims) > div { flex-wrap: wrap; }
+.prose:has(.ntkvae-claims) { max-width: 80rem; }
+.prose .ntkvae-figure img { max-width: 100%; height: auto; margin: 0.5rem 0; background: #fff; }
 .ntkvae-claims { font-size: 0.8rem; line-height: 1.3; }
 .ntkvae-claims table { border-collapse: collapse; width: 100%; margin: 0.5rem 0 1rem; }
 .ntkvae-claims th, .ntkvae-claims td { border-bottom: 1px solid #64748b; padding: 0.2rem 0.4rem; text-align: left;
@@ -226,13 +237,13 @@ def write_html(claims, path, divergences=()) -> None:
     parts += [f"<th>{html.escape(h)}</th>" for h in TABLE_HEADER]
     parts += ["</tr></thead>", "<tbody>"]
     for c in claims:
-        cells = table_cells(c)
+        cells = table_cells(c, HTML_MARK)
         rendered = []
         for name, value in zip(TABLE_HEADER, cells):
             if name == "figure":
                 rendered.append(f"<td>{figure_link(value)}</td>")
             elif name == "tolerance" and c.reason:
-                rendered.append(f"<td>{html.escape(c.tolerance)}<br><span class=\"reason\">{html.escape(c.reason)}</span></td>")
+                rendered.append(f"<td>{html.escape(c.tolerance)}<br><span class=\"reason\">({html.escape(c.reason)})</span></td>")
             else:
                 css = name.split()[0]
                 rendered.append(f'<td class="{css}">{html.escape(str(value))}</td>')
