@@ -151,9 +151,26 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
                 problems.append(f"{stem} caption: {captions[0].text!r}")
         if screenshot_dir:
             full_page_screenshot(driver, os.path.join(screenshot_dir, "report_full.png"))
+        # The PDF a click away: the link under the first figure opens its PDF entry, which shows it.
+        if figures:
+            links = driver.find_elements(By.CSS_SELECTOR, f"section[id='{figures[0]}'] a")
+            pdf = [a for a in links if a.text.strip() == f"{figures[0]}.pdf"]
+            if not pdf:
+                problems.append(f"{figures[0]}: no link to its PDF")
+            else:
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", pdf[0])
+                view = driver.find_elements(By.XPATH, "//td[.//span[normalize-space(text())='pdf']]//a")
+                if not view:
+                    problems.append(f"{figures[0]}.pdf: its link does not open the PDF's entry")
+                else:
+                    view[0].click()
+                    frames = [f.get_attribute("src") or "" for f in driver.find_elements(By.TAG_NAME, "iframe")]
+                    if not any(src.startswith("data:application/pdf") for src in frames):
+                        problems.append(f"{figures[0]}.pdf: not shown after a click (frames: {[f[:40] for f in frames]})")
 
         # The menu: Figures lists F01 ... in paper order; a click shows the image.
-        driver.execute_script("document.querySelector('.ntkvae-claims').scrollIntoView()")
+        driver.get(pathlib.Path(path).resolve().as_uri())
+        wait_for(driver, ".ntkvae-claims")
         click_text(driver, "Figures")
         datasets = sorted({stem.rsplit("_", 1)[1] for stem in figures})
         if len(datasets) > 1:
