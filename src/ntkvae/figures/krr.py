@@ -33,6 +33,10 @@ WIDTH_MARKERS = ("o", "s", "^", "D", "v")
 def theorem_panel(ax, runs, kernel, y):
     converged = [r for r in runs if T.converged(r).all()]
     left = [r for r in runs if r not in converged]
+    if not converged:   # nothing to draw on a log axis: say why instead (the claims say it too)
+        style.empty(ax, f"theorem setting: no width converged within theorems.max_steps "
+                        f"(widths {', '.join(str(r.width) for r in left)} left out)")
+        return
     if converged:
         widths, dist = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)["krr"])
         centre = measures.geometric_mean(dist)
