@@ -64,7 +64,8 @@ def test_a_world_with_divergences_names_every_diverged_run_width_and_seed(tmp_pa
     assert not found.claims.stale and found.training_files == 3 and found.diverged_seeds == 3
     assert [(d.dataset, d.run, d.width, d.seeds) for d in found.divergences] == [
         ("digits", "mse", 1024, {0: 12, 1: 15}), ("sprites", "sweep_lr1", 64, {1: 30})]
-    text = "\n".join(summary.lines(found))
+    text = "\n".join(summary.lines(found, failed=False))
+    assert text.startswith("ntkvae: the run finished\n")
     assert "claims: 3 held, 1 failed, 1 inconclusive, 2 not evaluated; table in results/claims.md" in text
     assert "not reproduced: claim3 (digits): fails, claim4 (digits): inconclusive" in text
     assert "DIVERGED: 3 seed(s) in 2 training file(s)" in text
@@ -82,6 +83,7 @@ def test_a_world_without_divergences_says_none_were_recorded(tmp_path):
     figures(tmp_path)
     (tmp_path / paths.REPORT.pattern).write_text("<html></html>")
     text = summary.text(str(tmp_path))
+    assert text.startswith(f"ntkvae: the results in {tmp_path}\n")
     assert "claims: 2 held, 0 failed, 0 inconclusive, 0 not evaluated" in text
     assert "divergences: none recorded in 2 training file(s)" in text and "DIVERGED" not in text
     assert "not reproduced" not in text and "report: results/report.html" in text

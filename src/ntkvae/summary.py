@@ -3,7 +3,7 @@ divergences the training jobs recorded (which runs, widths, seeds) and where the
 claims and the report are. The Snakefile's onsuccess and onerror handlers print it at the end of
 `snakemake --cores all`; a recorded divergence is never left out of it.
 
-    python -m ntkvae.summary [--directory DIR] [--failed] [--log LOG]
+    python -m ntkvae.summary [--directory DIR] [--failed | --finished] [--log LOG]
 
 Reads only what is on disk below DIR/results (paths.py): the claims table (results/claims.tsv,
 when the claims rule has run) and the attributes of the training files (their `diverged` record,
@@ -171,9 +171,11 @@ def collect(directory: str = ".") -> Summary:
                    unreadable=unreadable, training_files=len(train), figures=figures, report=report)
 
 
-def lines(summary: Summary, *, failed: bool = False, log: str | None = None) -> list[str]:
-    """The summary as console lines (no colours: Snakemake's log file gets them too)."""
-    out = ["ntkvae: the run " + ("FAILED" if failed else "finished") + (f" (Snakemake's log: {log})" if log else "")]
+def lines(summary: Summary, *, failed: bool | None = None, log: str | None = None) -> list[str]:
+    """The summary as console lines (no colours: Snakemake's log file gets them too). failed:
+    True/False at the end of a run that failed/finished, None for the results as they are."""
+    head = {True: "the run FAILED", False: "the run finished", None: f"the results in {summary.directory}"}[failed]
+    out = [f"ntkvae: {head}" + (f" (Snakemake's log: {log})" if log else "")]
     c = summary.claims
     if c is None:
         out.append(f"  claims: {summary.claims_problem}")
@@ -204,14 +206,18 @@ def lines(summary: Summary, *, failed: bool = False, log: str | None = None) -> 
     return out
 
 
-def text(directory: str = ".", *, failed: bool = False, log: str | None = None) -> str:
+def text(directory: str = ".", *, failed: bool | None = None, log: str | None = None) -> str:
     return "\n".join(lines(collect(directory), failed=failed, log=log))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ntkvae.summary", description=__doc__.split("\n\n")[0])
     p.add_argument("--directory", default=".", help="the workflow's working directory (results/ below it)")
-    p.add_argument("--failed", action="store_true", help="the run failed (from the onerror handler)")
+    outcome = p.add_mutually_exclusive_group()
+    outcome.add_argument("--failed", dest="failed", action="store_const", const=True,
+                         help="say that the run failed (as the onerror handler does)")
+    outcome.add_argument("--finished", dest="failed", action="store_const", const=False,
+                         help="say that the run finished (as the onsuccess handler does)")
     p.add_argument("--log", help="Snakemake's log file, to name in the first line")
     args = p.parse_args(argv)
     print(text(args.directory, failed=args.failed, log=args.log))
