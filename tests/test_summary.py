@@ -37,7 +37,8 @@ def claims_file(root, verdicts):
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = ["\t".join(CLAIM_COLUMNS)]
     for i, verdict in enumerate(verdicts):
-        rows.append("\t".join([f"claim{i}", "T1", "theorem setting", f"claim {i}", "digits", "f1_convergence_digits",
+        key, verdict = verdict if isinstance(verdict, tuple) else (f"claim{i}", verdict)
+        rows.append("\t".join([key, "T1", "theorem setting", f"claim {i}", "digits", "f1_convergence_digits",
                                verdict, "1.0"]))
     path.write_text("\n".join(rows) + "\n")
     (root / paths.CLAIMS_MD.pattern).write_text("# Claims table\n")
@@ -67,7 +68,7 @@ def test_a_world_with_divergences_names_every_diverged_run_width_and_seed(tmp_pa
     text = "\n".join(summary.lines(found, failed=False))
     assert text.startswith("ntkvae: the run finished\n")
     assert "claims: 3 held, 1 failed, 1 inconclusive, 2 not evaluated; table in results/claims.md" in text
-    assert "not reproduced: claim3 (digits): fails, claim4 (digits): inconclusive" in text
+    assert "open (failed, then inconclusive): claim3 (digits): fails, claim4 (digits): inconclusive" in text
     assert "DIVERGED: 3 seed(s) in 2 training file(s)" in text
     assert "digits run mse, m = 1024: all seeds (from steps 12, 15)" in text
     assert "sprites run sweep_lr1, m = 64: seed 1 (from step 30)" in text
@@ -86,7 +87,7 @@ def test_a_world_without_divergences_says_none_were_recorded(tmp_path):
     assert text.startswith(f"ntkvae: the results in {tmp_path}\n")
     assert "claims: 2 held, 0 failed, 0 inconclusive, 0 not evaluated" in text
     assert "divergences: none recorded in 2 training file(s)" in text and "DIVERGED" not in text
-    assert "not reproduced" not in text and "report: results/report.html" in text
+    assert "open (" not in text and "report: results/report.html" in text
 
 
 def test_a_failed_run_before_the_claims_still_names_its_divergences(tmp_path):
@@ -95,7 +96,7 @@ def test_a_failed_run_before_the_claims_still_names_its_divergences(tmp_path):
     train_file(tmp_path, "digits", "mse", 64, diverged={1: 7})
     broken = tmp_path / paths.TRAIN.format(dataset="digits", run="mse", width=128)
     broken.write_bytes(b"not an HDF5 file")
-    lines = summary.lines(summary.collect(str(tmp_path)), failed=True, log=".snakemake/log/x.log")
+    lines = summary.lines(summary.collect(str(tmp_path)), failed=True, log=[".snakemake/log/x.log"])
     text = "\n".join(lines)
     assert lines[0] == "ntkvae: the run FAILED (Snakemake's log: .snakemake/log/x.log)"
     assert "claims: not computed (results/claims.tsv does not exist: the run stopped before the claims rule)" in text
@@ -127,3 +128,9 @@ def test_the_cli_prints_the_summary(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ntkvae.summary", "--directory", str(tmp_path), "--failed"],
                           capture_output=True, text=True, env=env, check=True)
     assert "the run FAILED" in proc.stdout and "digits run mse, m = 64: seed 0 (from step 3)" in proc.stdout
+
+
+def test_open_claims_are_named_once_per_key_failed_first(tmp_path):
+    claims_file(tmp_path, [("slope", "inconclusive"), ("slope", "inconclusive"), ("gap", "fails"), ("ok", "holds")])
+    assert "open (failed, then inconclusive): gap (digits): fails, slope (digits): inconclusive x2" in \
+        summary.text(str(tmp_path))

@@ -122,8 +122,14 @@ def read_claims(path: str) -> Claims:
         if verdict not in counts:
             raise ValueError(f"unknown verdict {verdict!r} (key {row.get('key')})")
         counts[verdict] += 1
-    open_claims = [f"{row.get('key', '?')} ({row.get('dataset', '?')}): {row['verdict']}" for row in rows
-                   if row["verdict"] in ("fails", "inconclusive")]
+    # One entry per claim key (a key can have a row per parameter group or run), failed ones first.
+    tally: dict[tuple, int] = {}
+    for row in rows:
+        if row["verdict"] in ("fails", "inconclusive"):
+            key = (row["verdict"] != "fails", row.get("key", "?"), row.get("dataset", "?"), row["verdict"])
+            tally[key] = tally.get(key, 0) + 1
+    open_claims = [f"{key} ({dataset}): {verdict}" + (f" x{n}" if n > 1 else "")
+                   for (_, key, dataset, verdict), n in sorted(tally.items(), key=lambda kv: kv[0][0])]
     return Claims(path=path, counts=counts, open=open_claims)
 
 
@@ -175,6 +181,8 @@ def lines(summary: Summary, *, failed: bool | None = None, log: str | None = Non
     """The summary as console lines (no colours: Snakemake's log file gets them too). failed:
     True/False at the end of a run that failed/finished, None for the results as they are."""
     head = {True: "the run FAILED", False: "the run finished", None: f"the results in {summary.directory}"}[failed]
+    if isinstance(log, (list, tuple)):   # Snakemake 9 hands its handlers a list of log files
+        log = ", ".join(map(str, log))
     out = [f"ntkvae: {head}" + (f" (Snakemake's log: {log})" if log else "")]
     c = summary.claims
     if c is None:
@@ -184,7 +192,7 @@ def lines(summary: Summary, *, failed: bool | None = None, log: str | None = Non
         out.append(f"  claims: {tally}; table in {c.path}" + (
             " (older than the newest training file: from an earlier run)" if c.stale else ""))
         if c.open:
-            out.append("    not reproduced: " + ", ".join(c.open[:LISTED]) + (
+            out.append("    open (failed, then inconclusive): " + ", ".join(c.open[:LISTED]) + (
                 f" and {len(c.open) - LISTED} more" if len(c.open) > LISTED else ""))
     if summary.divergences:
         out.append(f"  DIVERGED: {summary.diverged_seeds} seed(s) in {len(summary.divergences)} training file(s) "
