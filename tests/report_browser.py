@@ -114,6 +114,9 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
         wait_for(driver, ".ntkvae-claims")
         if screenshot_dir:
             driver.save_screenshot(os.path.join(screenshot_dir, "report_landing.png"))
+        # No rst errors (a caption's `|x|` read as a substitution, say): docutils prints them in the page.
+        for message in driver.find_elements(By.CSS_SELECTOR, ".system-message"):
+            problems.append(f"rst error in the report: {message.text[:200]!r}")
         # The verdict per theorem and the claims table, at the top of the landing page.
         summary = driver.find_elements(By.CSS_SELECTOR, ".ntkvae-claims ul li")
         if not summary:

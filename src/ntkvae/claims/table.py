@@ -204,9 +204,12 @@ HTML_STYLE = """
 .ntkvae-claims tr.fails td.verdict { color: #f87171; }
 .ntkvae-claims tr.inconclusive td.verdict { color: #facc15; }
 .ntkvae-claims tr.not-evaluated td.verdict { color: #94a3b8; }
-.ntkvae-claims td.measured { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.ntkvae-claims td.measured { font-variant-numeric: tabular-nums; min-width: 9rem; }
+.ntkvae-claims td.claim { min-width: 12rem; }
+.ntkvae-claims td.regime { min-width: 8rem; }
 .ntkvae-claims .reason { color: #94a3b8; font-size: 0.72rem; }
 .ntkvae-claims a { color: #7dd3fc; }
+.ntkvae-claims summary { cursor: pointer; font-weight: 600; }
 """
 
 
@@ -255,10 +258,11 @@ def write_html(claims, path, divergences=()) -> None:
         parts += [f"<li>{_inline(line)}</li>" for line in divergence_lines(divergences)]
         parts += ["</ul>"]
     details = [c for c in claims if c.detail]
-    if details:
-        parts += ["<h2>Details</h2>", "<ul>"]
+    if details:   # folded: the numbers behind the verdicts, one click away
+        parts += [f"<details><summary>Details of {len(details)} claims (per-seed values, what was left out)</summary>",
+                  "<ul>"]
         parts += [f"<li><code>{html.escape(c.key)}</code> ({html.escape(c.dataset)}): {html.escape(c.detail)}</li>"
                   for c in details]
-        parts += ["</ul>"]
+        parts += ["</ul>", "</details>"]
     parts.append("</div>")
     io.write_text(path, "\n".join(parts) + "\n")
