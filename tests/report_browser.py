@@ -134,6 +134,16 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
         for row in rows[:1] + rows[-1:]:
             if why := seen(driver, row.find_element(By.CSS_SELECTOR, "td")):
                 problems.append(f"claims table row {row.get_attribute('id')}: {why}")
+        # A claim's figure link opens that figure's entry (its labels, the view button, the caption).
+        links = [a for row in rows for a in row.find_elements(By.CSS_SELECTOR, "a")]
+        if links:
+            target = links[0].text.strip()
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", links[0])
+            entry = driver.find_elements(By.XPATH, "//td[.//span[normalize-space(text())='image']]//a")
+            if not entry:
+                problems.append(f"claims table: the link to {target} does not open its entry")
+            driver.get(pathlib.Path(path).resolve().as_uri())   # the checks below start from a fresh page
+            wait_for(driver, ".ntkvae-claims")
         # Every figure inline with its caption, in order.
         sections = [s.get_attribute("id") for s in driver.find_elements(By.CSS_SELECTOR, "section.ntkvae-figure")]
         if sections != figures:
