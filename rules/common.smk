@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from ntkvae import paths, planning  # noqa: E402
+from ntkvae import paths, plan, planning  # noqa: E402
 from ntkvae.config import ConfigError, run_model, run_settings, validate_config  # noqa: E402
 
 try:
@@ -106,12 +106,53 @@ def probe_json(wildcards=None):
     return quoted_json(planning.probe_settings(config))
 
 
-def train_mem_mb(wildcards, attempt):
-    return planning.train_mem_mb(config, wildcards.run, int(wildcards.width), attempt)
+def train_part_files(wildcards):
+    """The part files of a training job split by seed (ntkvae.plan), or none."""
+    parts = plan.train_split(config, wildcards.dataset, wildcards.run, int(wildcards.width))
+    return [paths.TRAIN_PART.format(dataset=wildcards.dataset, run=wildcards.run, width=int(wildcards.width),
+                                    seeds=plan.seeds_label(part)) for part in parts]
 
 
-def train_runtime(wildcards, attempt):
-    return planning.train_runtime(config, wildcards.run, int(wildcards.width), attempt)
+def train_command(wildcards, input, output):
+    """Train all seeds of the width, or join the parts of a job split by seed."""
+    parts = list(input.parts)
+    if parts:
+        return f"python -m ntkvae.seed_parts merge --inputs {' '.join(parts)} --out {output.run}"
+    # (not named `checkpoint`: a Snakemake keyword)
+    scratch = paths.CHECKPOINT.format(dataset=wildcards.dataset, run=wildcards.run, width=int(wildcards.width))
+    return (f"python -m ntkvae.train --data {input.data} --width {wildcards.width} --run {wildcards.run} "
+            f"--model {train_model_json(wildcards)} --training {train_settings_json(wildcards)} "
+            f"--checkpoint {scratch} --probe {probe_json()}{compilation_cache_option()} --out {output.run}")
+
+
+def compilation_cache_option():
+    """` --compilation-cache DIR` of compute.compilation_cache, or nothing when it is off."""
+    directory = lookup(dpath="compute/compilation_cache", within=config, default="")
+    return f" --compilation-cache {shlex.quote(directory)}" if directory else ""
+
+
+def batch_command(batch):
+    """The command of a batched training job: every member run as a --run/--training/--out triple."""
+
+    def command(wildcards, input, output):
+        first = batch.runs[0]
+        members = " ".join(f"--run {run} --training {quoted_json(run_settings(config, run))} --out {out}"
+                           for run, out in zip(batch.runs, output))
+        scratch = paths.TRAIN_BATCH_CHECKPOINT.pattern.replace("{batch}", batch.rule).format(**wildcards)
+        return (f"python -m ntkvae.train --data {input.data} "
+                f"--width {wildcards.width} --model {quoted_json(run_model(config, first))} {members} "
+                f"--checkpoint {scratch} --probe {probe_json()}{compilation_cache_option()}")
+
+    return command
+
+
+def batch_pattern(path, batch):
+    """A result-path pattern of a batched job, its {batch} being the rule's name."""
+    return path.pattern.replace("{batch}", batch.rule)
+
+
+def part_seeds(wildcards):
+    return wildcards.seeds.replace("-", ",")
 
 
 # ---------------------------------------------------------------- kernels (rules/kernels.smk)
@@ -122,14 +163,6 @@ def kernels_json(wildcards=None):
 
 def kernel_model_json(wildcards):
     return quoted_json(planning.kernel_model(config, wildcards.activation))
-
-
-def kernel_mem_mb(wildcards, attempt):
-    return planning.kernel_mem_mb(config, wildcards.dataset, attempt)
-
-
-def kernel_runtime(wildcards, attempt):
-    return planning.kernel_runtime(config, wildcards.dataset, attempt)
 
 
 def run_kernel_file(wildcards):
@@ -182,6 +215,27 @@ def resolved_config_json(wildcards):
 def all_targets():
     """Every figure (PDF and PNG), the claims table and the provenance: `rule all` and the report."""
     return planning.all_targets(config, theory_available())
+
+
+# ---------------------------------------------------------------- resources (ntkvae.plan)
+# The heavy jobs' mem_mb, runtime and gpu come from the plan of this config, the numbers that
+# `python -m ntkvae.plan` prints (docs/deployment.md, section 5). Planning here, before any job
+# starts, also refuses a config with a training job whose single seed does not fit its device.
+try:
+    plan.plan_for_workflow(config)
+except plan.PlanError as err:
+    raise WorkflowError(str(err)) from None
+
+
+def planned(rule_name, key, **fixed):
+    """Resource function: `key` of the planned job of rule `rule_name` (grown with Snakemake's
+    attempt); `fixed`: wildcards the rule does not have (a batched job's first run)."""
+
+    def resource(wildcards, attempt):
+        return plan.job_resources(config, rule_name, attempt, **dict(wildcards.items()), **fixed)[key]
+
+    resource.__name__ = f"{rule_name}_{key}"
+    return resource
 
 
 # ---------------------------------------------------------------- compute (CPU or GPU)

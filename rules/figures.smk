@@ -32,6 +32,8 @@ for figure in planning.FIGURES:
             ),
         log:
             figure.log_pattern(),
+        benchmark:
+            paths.FIGURE_BENCHMARK.partial(number=figure.number, topic=figure.topic)
         params:
             topic=figure.topic,
             options=figure_options(figure),

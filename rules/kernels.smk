@@ -23,8 +23,8 @@ rule kernel:
         kernels=kernels_json,
     threads: 2
     resources:
-        mem_mb=kernel_mem_mb,
-        runtime=kernel_runtime,
+        mem_mb=planned("kernel", "mem_mb"),
+        runtime=planned("kernel", "runtime"),
     conda:
         "../envs/jax-cpu.yaml"
     shell:
@@ -42,12 +42,14 @@ rule predict:
         prediction=paths.PREDICTION.pattern,
     log:
         paths.PREDICTION_LOG.pattern,
+    benchmark:
+        paths.PREDICTION_BENCHMARK.pattern
     params:
         training=run_settings_json,
     threads: 1
     resources:
-        mem_mb=kernel_mem_mb,
-        runtime=10,
+        mem_mb=planned("predict", "mem_mb"),
+        runtime=planned("predict", "runtime"),
     conda:
         "../envs/plot.yaml"   # numpy, h5py, jsonschema: no JAX
     shell:

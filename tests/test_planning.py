@@ -135,14 +135,8 @@ def test_plot_options(config):
         " --settings " + planning.figure_settings_json(config))
 
 
-def test_resources_grow_with_the_attempt(config):
-    assert planning.train_mem_mb(config, "mse", 16, 2) == int(planning.train_mem_mb(config, "mse", 16, 1) * 1.5)
-    assert planning.train_runtime(config, "mse", 16, 2) >= 2 * planning.train_runtime(config, "mse", 16, 1) - 1
-    big = copy.deepcopy(config)
-    big["datasets"][0]["n"] = 10_000
-    assert planning.kernel_mem_mb(big, "digits") == 1000 + 7 * 8 * 10_000 ** 2 // 10 ** 6   # 7 n x n float64
-    big["kernels"]["per_group"] = "full"
-    assert planning.kernel_mem_mb(big, "digits") == 1000 + 11 * 8 * 10_000 ** 2 // 10 ** 6
+def test_accelerator_choice():
+    # (the heavy jobs' resources are ntkvae.plan's: tests/test_plan.py)
     assert planning.resolve_accelerator("auto", gpu_count=lambda: 0) == "cpu"
     assert planning.resolve_accelerator("auto", gpu_count=lambda: 2) == "gpu"
     assert planning.resolve_accelerator("cpu", gpu_count=lambda: 2) == "cpu"

@@ -134,3 +134,19 @@ def test_open_claims_are_named_once_per_key_failed_first(tmp_path):
     claims_file(tmp_path, [("slope", "inconclusive"), ("slope", "inconclusive"), ("gap", "fails"), ("ok", "holds")])
     assert "open (failed, then inconclusive): gap (digits): fails, slope (digits): inconclusive x2" in \
         summary.text(str(tmp_path))
+
+
+def test_divergences_in_seed_parts_not_joined_yet_are_named_once(tmp_path):
+    """A training job split by seed (paths.TRAIN_PART) records a divergence in its part; once the
+    parts are joined the joined file says it, and the parts are not counted again."""
+    def part(width, seeds, diverged):
+        path = tmp_path / paths.TRAIN_PART.format(dataset="digits", run="mse", width=width, seeds=seeds)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_run(path, dataset="digits", run="mse", width=width, seeds=tuple(int(s) for s in seeds.split("-")))
+        with h5py.File(path, "a") as f:
+            f.attrs["diverged"] = json.dumps(diverged)
+    part(64, "0-1", {"1": 9})           # not joined: only the part knows
+    part(128, "2-3", {"2": 4})          # joined below: counted from the joined file
+    train_file(tmp_path, "digits", "mse", 128, diverged={2: 4}, seeds=(0, 1, 2, 3))
+    found = summary.collect(str(tmp_path))
+    assert [(d.width, d.seeds) for d in found.divergences] == [(128, {2: 4}), (64, {1: 9})]

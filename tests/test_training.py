@@ -154,7 +154,7 @@ def test_divergence_fails_loudly_without_output(tmp_path, digits_file):
     out = tmp_path / "bad.h5"
     proc = train_cli(tmp_path, digits_file, out, optimizer="adam", learning_rate=1e3)
     assert proc.returncode == 1
-    assert "diverged: width 8, seed 0" in proc.stderr and "at step" in proc.stderr
+    assert "diverged: run mse, width 8, seed 0" in proc.stderr and "at step" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
     assert not any(p.name.startswith(".bad.h5") for p in tmp_path.iterdir())  # no temporary left

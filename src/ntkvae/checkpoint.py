@@ -99,10 +99,13 @@ def checkpoint_temporaries(path: pathlib.Path) -> list[pathlib.Path]:
     return sorted(path.parent.glob(f".{path.name}.tmp-*")) + sorted(path.parent.glob(f"{path.name}.tmp*"))
 
 
-def remove_stale_temporaries(output: pathlib.Path, checkpoint: pathlib.Path | None) -> None:
-    """Remove what dead writers left; call only while holding `exclusive_writer` on both paths
-    (then no live process writes them, so every temporary is stale)."""
-    stale = output_temporaries(output) + (checkpoint_temporaries(checkpoint) if checkpoint else [])
+def remove_stale_temporaries(outputs, checkpoint: pathlib.Path | None) -> None:
+    """Remove what dead writers of `outputs` (one path or several) and `checkpoint` left; call
+    only while holding `exclusive_writer` on all of them (then no live process writes them,
+    so every temporary is stale)."""
+    outputs = [outputs] if isinstance(outputs, (str, pathlib.Path)) else list(outputs)
+    stale = [t for out in outputs for t in output_temporaries(pathlib.Path(out))]
+    stale += checkpoint_temporaries(checkpoint) if checkpoint else []
     for tmp in stale:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -112,12 +115,14 @@ def remove_stale_temporaries(output: pathlib.Path, checkpoint: pathlib.Path | No
 # ---------------------------------------------------------------------- checkpoint format
 
 def fingerprint(model_cfg, training_cfg, width, x: np.ndarray) -> str:
-    """What a checkpoint must match to be resumed: settings, width and the data's content.
+    """What a checkpoint must match to be resumed: settings (of each member run), width and the data's content.
 
     The data enter by content, not by path: a dataset regenerated at the same path (another
     n or seed) must not resume a checkpoint trained on the old one, and a moved working
     directory should still resume."""
-    keep = {k: v for k, v in training_cfg.items() if k not in ("progress_seconds", "checkpoint_every", "description")}
+    host_only = ("progress_seconds", "checkpoint_every", "description")
+    members = [training_cfg] if isinstance(training_cfg, dict) else list(training_cfg)  # one per member run
+    keep = [{k: v for k, v in cfg.items() if k not in host_only} for cfg in members]
     blob = json.dumps([model_cfg, keep, width, list(x.shape), str(x.dtype)], sort_keys=True, default=str)
     digest = hashlib.sha256(blob.encode())
     digest.update(np.ascontiguousarray(x).tobytes())

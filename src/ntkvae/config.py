@@ -241,6 +241,12 @@ def load_config(path: str | pathlib.Path) -> dict:
         return validate_config(yaml.safe_load(fh) or {})
 
 
+# Training settings in which the runs trained together in one job may differ: per-lane numbers
+# of one compiled step (ntkvae.training.batchable), or how a lane is reported.
+PER_MEMBER = ("objective", "learning_rate", "beta", "kl_scaling", "train_sigma", "seeds", "on_divergence",
+              "convergence_tolerance", "description", "checkpoint_every", "progress_seconds")
+
+
 def run_settings(config: Mapping[str, Any], run: str) -> dict:
     """Training settings of a named run: `training` with the run's overrides applied."""
     if run not in config["runs"]:

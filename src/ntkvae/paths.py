@@ -29,6 +29,8 @@ WILDCARDS = {
     "activation": r"[a-z][a-z0-9]*",
     "run": r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
     "width": r"\d+",
+    "seeds": r"\d+(?:-\d+)*",
+    "batch": r"train_batch\d+",    # a batched training job's rule (planning.training_batches)
     "number": r"\d+",
     "topic": r"[a-z][a-z0-9_]*",
     "ext": r"pdf|png",
@@ -91,6 +93,15 @@ TFDS_RECORD = ResultPath(f"{RESULTS}/data/tfds/{{dataset}}.json")
 # Training (rules/train.smk): one file per (dataset, run, width), every seed inside.
 TRAIN = ResultPath(f"{RESULTS}/train/{{dataset}}/{{run}}/w{{width}}.h5")
 CHECKPOINT = ResultPath(f"{RESULTS}/checkpoints/{{dataset}}/{{run}}/w{{width}}.npz")
+# A training job too large for its device, split by seed (ntkvae.plan): one part file per
+# A batched training job (rule train_batch<k>: several runs of one width in one job) keeps
+# one log, benchmark and checkpoint under the rule's name.
+TRAIN_BATCH_CHECKPOINT = ResultPath(f"{RESULTS}/checkpoints/batches/{{dataset}}/{{batch}}/w{{width}}.npz")
+TRAIN_BATCH_LOG = ResultPath(f"{RESULTS}/logs/train_batches/{{dataset}}/{{batch}}/w{{width}}.log")
+TRAIN_BATCH_BENCHMARK = ResultPath(f"{RESULTS}/benchmarks/train_batches/{{dataset}}/{{batch}}/w{{width}}.tsv")
+# group of seeds (seeds "0-1-2"), joined into TRAIN by the train rule.
+TRAIN_PART = ResultPath(f"{RESULTS}/train/{{dataset}}/{{run}}/w{{width}}/seeds{{seeds}}.h5")
+TRAIN_PART_CHECKPOINT = ResultPath(f"{RESULTS}/checkpoints/{{dataset}}/{{run}}/w{{width}}/seeds{{seeds}}.npz")
 # Infinite-width kernels (rules/kernels.smk): one per (dataset, activation); predictions per run.
 KERNEL = ResultPath(f"{RESULTS}/kernels/{{dataset}}/{{activation}}.h5")
 PREDICTION = ResultPath(f"{RESULTS}/kernels/{{dataset}}/{{run}}/prediction.h5")
@@ -107,13 +118,17 @@ REPORT = ResultPath(f"{RESULTS}/report.html")
 DATA_LOG = ResultPath(f"{RESULTS}/logs/data/{{dataset}}.log")
 FETCH_LOG = ResultPath(f"{RESULTS}/logs/data/fetch_{{dataset}}.log")
 TRAIN_LOG = ResultPath(f"{RESULTS}/logs/train/{{dataset}}/{{run}}/w{{width}}.log")
+TRAIN_PART_LOG = ResultPath(f"{RESULTS}/logs/train/{{dataset}}/{{run}}/w{{width}}/seeds{{seeds}}.log")
 KERNEL_LOG = ResultPath(f"{RESULTS}/logs/kernels/{{dataset}}/{{activation}}.log")
 PREDICTION_LOG = ResultPath(f"{RESULTS}/logs/kernels/{{dataset}}/{{run}}/prediction.log")
 FIGURE_LOG = ResultPath(f"{RESULTS}/logs/figures/f{{number}}_{{topic}}_{{dataset}}.log")
 CLAIMS_LOG = ResultPath(f"{RESULTS}/logs/claims.log")
 PROVENANCE_LOG = ResultPath(f"{RESULTS}/logs/provenance.log")
 TRAIN_BENCHMARK = ResultPath(f"{RESULTS}/benchmarks/train/{{dataset}}/{{run}}/w{{width}}.tsv")
+TRAIN_PART_BENCHMARK = ResultPath(f"{RESULTS}/benchmarks/train/{{dataset}}/{{run}}/w{{width}}/seeds{{seeds}}.tsv")
 KERNEL_BENCHMARK = ResultPath(f"{RESULTS}/benchmarks/kernels/{{dataset}}/{{activation}}.tsv")
+PREDICTION_BENCHMARK = ResultPath(f"{RESULTS}/benchmarks/kernels/{{dataset}}/{{run}}/prediction.tsv")
+FIGURE_BENCHMARK = ResultPath(f"{RESULTS}/benchmarks/figures/f{{number}}_{{topic}}_{{dataset}}.tsv")
 
 ALL = {name: value for name, value in globals().items() if isinstance(value, ResultPath)}
 

@@ -5,7 +5,7 @@
 - target lists: the training, kernel and prediction files of runs, what each figure and the
   claims read (`FIGURES`, one row per figure: the figure rules, `figure_names`, the plot
   dispatch of `python -m ntkvae.plot` and the report order all come from it);
-- resources of the heavy jobs and the accelerator choice;
+- the accelerator choice (the heavy jobs' resources are ntkvae.plan's);
 - the package modules a CLI imports (`module_files`), which the rules list as inputs so that
   editing the code reruns the jobs that run it (docs/design.md, "Code edits rerun their jobs").
 
@@ -24,7 +24,7 @@ import subprocess
 from typing import Any, Callable, Mapping
 
 from . import paths
-from .config import ConfigError, run_model, run_settings, validate_config
+from .config import PER_MEMBER, ConfigError, run_model, run_settings, validate_config
 
 Config = Mapping[str, Any]
 
@@ -199,6 +199,63 @@ def activation_runs(config: Config) -> list[str]:
 def krr_runs(config: Config) -> list[str]:
     """The runs F5 compares with the kernel predictor: the beta sweep, and Wsigma trained."""
     return beta_runs(config) + ([SIGMA_TRAINED_RUN] if config["figures"]["sigma_trained"] else [])
+
+
+# ---------------------------------------------------------------- batched training jobs
+@dataclasses.dataclass(frozen=True)
+class TrainingBatch:
+    """Runs trained together in one job on `dataset` at each of `widths` (rule `rule`): they
+    share the model and every training setting but the per-lane numbers of
+    ntkvae.config.PER_MEMBER."""
+
+    rule: str
+    dataset: str
+    runs: tuple[str, ...]
+    widths: tuple[int, ...]
+
+
+def _batch_key(config: Config, run: str) -> str:
+    """What runs trained in one job must share: the model (but its width list) and every
+    training setting but PER_MEMBER."""
+    model = {k: v for k, v in run_model(config, run).items() if k != "widths"}
+    settings = {k: v for k, v in run_settings(config, run).items() if k not in PER_MEMBER}
+    return json.dumps([model, settings], sort_keys=True, default=str)
+
+
+Split = Callable[[str, tuple, int], list]
+
+
+def training_batches(config: Config, split: Split | None = None) -> list[TrainingBatch]:
+    """The batched training jobs of a config: on each dataset and width, the runs with equal
+    batch keys (two or more) form one job, or the groups `split(dataset, runs, width)` makes
+    of them (ntkvae.plan.training_batches: groups that fit the device); a group batched alike
+    at several widths is one rule. Empty when compute.batch_runs is false. Runs in config
+    order, so that lanes and rule names are stable. The rules and the plan both take their
+    batches from ntkvae.plan.training_batches, so that they agree."""
+    if not config.get("compute", {}).get("batch_runs", True):
+        return []
+    found: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    widths = sorted({w for run in run_names(config) for w in run_widths(config, run)})
+    for dataset in dataset_names(config):
+        for width in widths:
+            groups: dict[str, list[str]] = {}
+            for run in run_names(config):
+                if width in run_widths(config, run):
+                    groups.setdefault(_batch_key(config, run), []).append(run)
+            for runs in groups.values():
+                for part in (split(dataset, tuple(runs), width) if split else [tuple(runs)]):
+                    if len(part) > 1:
+                        found.setdefault((dataset, tuple(part)), []).append(width)
+    return [TrainingBatch(f"train_batch{i}", dataset, runs, tuple(ws))
+            for i, ((dataset, runs), ws) in enumerate(found.items())]
+
+
+def training_batch(batches: list[TrainingBatch], dataset: str, run: str, width: int) -> TrainingBatch | None:
+    """The batched job that trains `run` at `width` on `dataset`, or None (it trains alone, rule train)."""
+    for batch in batches:
+        if batch.dataset == dataset and run in batch.runs and int(width) in batch.widths:
+            return batch
+    return None
 
 
 # ---------------------------------------------------------------- target lists
@@ -494,34 +551,6 @@ def kernel_model(config: Config, activation: str) -> dict:
     model = {k: v for k, v in config["model"].items() if k != "widths"}
     model["activation"] = activation
     return model
-
-
-def train_mem_mb(config: Config, run: str, width: int, attempt: int = 1) -> int:
-    """Memory of a training job: parameters, optimizer state and activations, per seed."""
-    seeds = len(run_settings(config, run)["seeds"])
-    params = 5 * width * max(width, 4096)
-    return int((2000 + 16 * seeds * params / 1e6) * (1.5 ** (attempt - 1)))
-
-
-def train_runtime(config: Config, run: str, width: int, attempt: int = 1) -> int:
-    """Minutes for a training job on one GPU, doubled on each retry."""
-    settings = run_settings(config, run)
-    estimate = 10 + settings["steps"] * len(settings["seeds"]) * (width / 4096) ** 2 * 0.05
-    return int(estimate * 2 ** (attempt - 1))
-
-
-def kernel_mem_mb(config: Config, dataset: str, attempt: int = 1) -> int:
-    """Theta_inf (total and W4, or every group with per_group: full), eigenvectors and eigh's
-    work space: about 7 (or 11) n x n float64 arrays."""
-    n = dataset_entry(config, dataset)["n"]
-    arrays = 11 if config["kernels"]["per_group"] == "full" else 7
-    return int((1000 + arrays * 8 * n * n / 1e6) * (1.5 ** (attempt - 1)))
-
-
-def kernel_runtime(config: Config, dataset: str, attempt: int = 1) -> int:
-    """Minutes: the n x n map and the n^3 eigendecomposition (n = 10,000: a few minutes on 2 cores)."""
-    n = dataset_entry(config, dataset)["n"]
-    return int((5 + 10 * (n / 10000) ** 3 + 5 * (n / 10000) ** 2) * 2 ** (attempt - 1))
 
 
 def tfds_fetch_options(config: Config) -> str:

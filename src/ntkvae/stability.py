@@ -110,20 +110,26 @@ def _first_breakdown(betas: np.ndarray) -> int:
     return int(zero[0]) + 1 if zero.size else len(betas)
 
 
-def hessian_lambda_max(loss: Callable, trained: dict, context, keys: jax.Array, **kwargs) -> TopEigenvalue:
-    """lambda_max of the Hessian of loss(trained, context) in `trained`, per seed.
+def hessian_lambda_max(loss: Callable, trained: dict, context, keys: jax.Array, masks: dict | None = None,
+                       **kwargs) -> TopEigenvalue:
+    """lambda_max of the Hessian of loss(trained, context) in `trained`, per lane.
 
     `trained` (the parameters differentiated), `context` (anything else the loss needs: the
-    frozen groups, the noise) and `keys` (for the start vectors) are stacked over seeds on
-    their leading axis; `loss` takes one seed's slices. Hessian-vector products are
+    frozen groups, the noise), `keys` (for the start vectors) and `masks` (1 where a lane
+    trains a coordinate, 0 where it keeps it fixed; None: all 1) are stacked over lanes on
+    their leading axis; `loss` takes one lane's slices. A mask restricts the Hessian to the
+    coordinates the lane trains (the operator is M H M). Hessian-vector products are
     forward-over-reverse: the jvp of jax.grad, linearized at theta_0."""
     _, unravel = ravel_pytree(jax.tree.map(lambda a: a[0], trained))
+    flat = jax.vmap(lambda t: ravel_pytree(t)[0])
+    points = flat(trained)
+    mask = flat(masks) if masks is not None else jnp.ones_like(points)
 
     def linear_operator(operands_row):
-        point, context_row = operands_row
+        point, context_row, mask_row = operands_row
         grad_flat = jax.grad(lambda q: loss(unravel(q), context_row))
-        return jax.linearize(grad_flat, point)[1]
+        hvp = jax.linearize(grad_flat, point)[1]
+        return lambda v: mask_row * hvp(mask_row * v)
 
-    points = jax.vmap(lambda t: ravel_pytree(t)[0])(trained)
-    v0 = jax.vmap(lambda k: jax.random.normal(k, points.shape[1:], points.dtype))(keys)
-    return lanczos_top(linear_operator, (points, context), v0, **kwargs)
+    v0 = jax.vmap(lambda k: jax.random.normal(k, points.shape[1:], points.dtype))(keys) * mask
+    return lanczos_top(linear_operator, (points, context, mask), v0, **kwargs)

@@ -77,9 +77,19 @@ def _rel(directory: str, path: str) -> str:
 
 
 def training_files(directory: str) -> list[str]:
-    """The training files below `directory` (paths.TRAIN), sorted."""
-    pattern = os.path.join(directory, paths.TRAIN.pattern.format(dataset="*", run="*", width="*"))
-    return sorted(p for p in glob.glob(pattern) if paths.TRAIN.parse(_rel(directory, p)) is not None)
+    """The training files below `directory` (paths.TRAIN), sorted, and the seed-group parts
+    (paths.TRAIN_PART) of those not joined yet (a run that stopped between the parts and the join
+    has recorded its divergences only there)."""
+    def found(kind, **stars):
+        pattern = os.path.join(directory, kind.pattern.format(**stars))
+        return sorted(p for p in glob.glob(pattern) if kind.parse(_rel(directory, p)) is not None)
+
+    joined = found(paths.TRAIN, dataset="*", run="*", width="*")
+    done = {tuple(sorted(paths.TRAIN.parse(_rel(directory, p)).items())) for p in joined}
+    parts = [p for p in found(paths.TRAIN_PART, dataset="*", run="*", width="*", seeds="*")
+             if tuple(sorted((k, v) for k, v in paths.TRAIN_PART.parse(_rel(directory, p)).items() if k != "seeds"))
+             not in done]
+    return joined + parts
 
 
 def read_divergence(path: str, directory: str = ".") -> Divergence | None:
@@ -87,7 +97,7 @@ def read_divergence(path: str, directory: str = ".") -> Divergence | None:
     none. Raises OSError or ValueError when the file cannot be read."""
     import h5py
 
-    where = paths.TRAIN.parse(_rel(directory, path)) or {}
+    where = paths.TRAIN.parse(_rel(directory, path)) or paths.TRAIN_PART.parse(_rel(directory, path)) or {}
     with h5py.File(path, "r") as f:
         attrs = dict(f.attrs)
         count = int(f["seeds"].shape[0]) if "seeds" in f and f["seeds"].shape else None

@@ -1,25 +1,52 @@
-"""CLI: train all seeds of one width on one dataset and write the run's HDF5 file.
+"""CLI: train every seed of one or more runs at one width on one dataset; one HDF5 file per run.
 
     python -m ntkvae.train --data results/data/digits.h5 --width 256 \
         --config config.yaml --run mse --out results/train/digits/mse/w256.h5
 
-Snakemake passes the resolved `--model` and `--training` JSON instead of `--config/--run`,
-so that a job reruns exactly when its own settings change. With `--checkpoint`, the job
-saves its state every `checkpoint_every` steps (0: every 10 minutes of training) and on
-SIGTERM (preemption; exit 143) or Ctrl-C (exit 130), and resumes from that file when
-started again; the final file has the same numbers as that of an uninterrupted run.
+    python -m ntkvae.train --data D --width W --model MODEL_JSON [--probe PROBE_JSON] \
+        --run mse --training MSE_JSON --out results/train/<d>/mse/wW.h5 \
+        --run vae --training VAE_JSON --out results/train/<d>/vae/wW.h5 [--checkpoint C.npz]
+
+Snakemake passes the resolved `--model` and `--training` JSON instead of `--config`, so that
+a job reruns exactly when its own settings change.
+
+Members. Several `--run/--training/--out` triples (or several `--run/--out` pairs with
+`--config`) train in one job: every seed of every run is a lane of one jitted step, and each
+run's file is the one it would get alone (to float32 rounding; tested). The runs must share
+the model and every training setting except those in `ntkvae.config.PER_MEMBER`
+(objective, learning_rate, beta, kl_scaling, train_sigma, seeds, on_divergence,
+convergence_tolerance, ...); otherwise the job stops at once naming the setting.
+
+Parts. `--seeds 0,1` trains only those seeds of each run (each must be among the run's) and
+writes part files (attribute `part_of_seeds`: the run's seeds). Part files of one run join
+into its run file with
+
+    python -m ntkvae.train merge --inputs PART.h5 [PART.h5 ...] --out RUN.h5
+
+which checks that the parts are of one run (same settings, data, width, code), that their
+seeds are disjoint and together the run's, and concatenates every per-seed dataset in the
+run's seed order; the merged file holds the arrays and attributes of the unsplit job (the
+stability limit recomputed over all seeds). Parts of a run with `convergence_tolerance`
+merge only if they stopped at the same step (the unsplit job stops when all seeds converged).
+
+Checkpoints. With `--checkpoint`, the job saves its state every `checkpoint_every` steps (0:
+every 10 minutes of training) and on SIGTERM (preemption; exit 143) or Ctrl-C (exit 130), and
+resumes from that file when started again; the final files have the same numbers as those of
+an uninterrupted run.
 
 Before training, an SGD run measures the finite-width stability limit 2 / lambda_max of its
 objective's Hessian at initialization (`ntkvae.stability`); a learning rate above it is
 refused (exit 1, no output) unless `on_divergence: record`. A job that finds another live
-job writing its output or checkpoint refuses to run (exit 1). Every error that the user can
-fix (config, data file, settings, divergence, a full disk) is one line naming the key or
-file, exit 1.
+job writing one of its outputs or its checkpoint refuses to run (exit 1). Every error that
+the user can fix (config, data file, settings, divergence, a full disk) is one line naming
+the key or file, exit 1. `--compilation-cache DIR` (or NTKVAE_COMPILATION_CACHE) keeps
+JAX's compiled programs across jobs (`ntkvae.jaxcache`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import pathlib
@@ -34,9 +61,10 @@ import yaml
 from . import accelerator
 from . import checkpoint as K
 from . import config as C
-from . import datasets, generation, io
+from . import datasets, generation, io, jaxcache
 from . import model as M
-from .training import (DIVERGENCE_FACTOR, DivergenceError, Progress, Settings, Trainer, convergence,
+from .stability import RELATIVE_TOLERANCE
+from .training import (DIVERGENCE_FACTOR, DivergenceError, Progress, Settings, Trainer, batchable, convergence,
                        first_divergence, log_points, seed_key)
 
 log = logging.getLogger("ntkvae.train")
@@ -48,6 +76,10 @@ CHECKPOINT_SECONDS = 600.0
 
 NOT_APPLICABLE = "not applicable"
 
+# Datasets of a training file without a leading seed axis (every other one has it).
+SEEDLESS = ("examples_index", "train/step", "eval/step", "outputs/step", "reconstructions/index",
+            "generation/values", "ntk/probe_index")
+
 
 class Preempted(SystemExit):
     pass
@@ -58,7 +90,22 @@ class UsageError(RuntimeError):
 
 
 class OutputError(RuntimeError):
-    """The output file could not be written."""
+    """An output file could not be written."""
+
+
+@dataclasses.dataclass
+class Member:
+    """One run trained by the job."""
+
+    run: str
+    training_cfg: dict
+    settings: Settings
+    out: pathlib.Path
+    run_seeds: tuple[int, ...]      # the run's seeds (settings.seeds: those this job trains)
+
+    @property
+    def part(self) -> bool:
+        return tuple(self.settings.seeds) != tuple(self.run_seeds)
 
 
 def _one_line(err: Exception) -> str:
@@ -79,115 +126,170 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ntkvae.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="dataset HDF5 file (results/data/<name>.h5)")
     p.add_argument("--width", type=int, required=True, help="hidden width m")
-    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--out", action="append", required=True, help="output HDF5 file, one per --run")
     p.add_argument("--config", help="config YAML (with --run), validated against the schema")
-    p.add_argument("--run", help="name of the run in the config's `runs` section")
+    p.add_argument("--run", action="append", help="name of a run (a key of the config's `runs`); repeatable")
     p.add_argument("--model", help="resolved `model` section as JSON (instead of --config)")
-    p.add_argument("--training", help="resolved training settings as JSON (instead of --config)")
+    p.add_argument("--training", action="append", help="resolved training settings as JSON, one per --run")
+    p.add_argument("--seeds", help="train only these seeds of each run (a part file), e.g. 0,1")
     p.add_argument("--checkpoint", help="scratch file for checkpoints (enables resume)")
     p.add_argument("--probe", help="the `kernels` config section as JSON (empirical-kernel probe settings)")
+    p.add_argument("--compilation-cache", help="directory of JAX's persistent compilation cache")
     args = p.parse_args(argv)
     if not (args.config or (args.model and args.training)):
         p.error("give either --config (and --run) or both --model and --training")
     return args
 
 
+def _load_config(path: str) -> dict:
+    try:
+        return C.load_config(path)
+    except OSError as err:
+        raise UsageError(f"config file {path}: cannot be read ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise UsageError(f"config file {path}: not valid YAML{at}: {problem}") from None
+    except C.ConfigError as err:
+        raise UsageError(f"config file {path}: {_one_line(err)}") from None
+
+
 def resolve_settings(args: argparse.Namespace) -> None:
-    """Fill args.model_cfg, args.training_cfg, args.probe_cfg from the config file or JSON
-    (UsageError naming the file or key)."""
+    """Fill args.model_cfg, args.arch, args.members and args.probe_cfg from the config file or
+    the JSON options (UsageError naming the file, option or key)."""
     args.probe_cfg = _load_json("--probe", args.probe) if args.probe else {}
+    runs = list(args.run or [])
     if args.config:
-        try:
-            cfg = C.load_config(args.config)
-        except OSError as err:
-            raise UsageError(f"config file {args.config}: cannot be read ({err.strerror or err})") from None
-        except yaml.YAMLError as err:
-            where = getattr(err, "problem_mark", None)
-            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-            problem = getattr(err, "problem", None) or str(err)
-            raise UsageError(f"config file {args.config}: not valid YAML{at}: {problem}") from None
-        except C.ConfigError as err:
-            raise UsageError(f"config file {args.config}: {_one_line(err)}") from None
-        run = args.run or next(iter(cfg["runs"]))
-        if run not in cfg["runs"]:
-            raise UsageError(f"config file {args.config}: run {run!r} is not defined in runs "
-                             f"(defined: {', '.join(cfg['runs'])})")
-        args.model_cfg, args.training_cfg = C.run_model(cfg, run), C.run_settings(cfg, run)
-        args.run = run
+        cfg = _load_config(args.config)
+        runs = runs or [next(iter(cfg["runs"]))]
+        for run in runs:
+            if run not in cfg["runs"]:
+                raise UsageError(f"config file {args.config}: run {run!r} is not defined in runs "
+                                 f"(defined: {', '.join(cfg['runs'])})")
+        models = [C.run_model(cfg, run) for run in runs]
+        if any(m != models[0] for m in models):
+            raise UsageError(f"runs {', '.join(runs)} have different models: they cannot train in one job")
+        args.model_cfg = models[0]
+        trainings = [C.run_settings(cfg, run) for run in runs]
         args.probe_cfg = args.probe_cfg or cfg.get("kernels", {})
     else:
         args.model_cfg = _load_json("--model", args.model)
-        args.training_cfg = _load_json("--training", args.training)
+        trainings = [_load_json("--training", text) for text in args.training]
+        runs = runs or [""]
+        if len(runs) != len(trainings):
+            raise UsageError(f"{len(runs)} --run but {len(trainings)} --training: give one --training per --run")
+    if len(args.out) != len(runs):
+        raise UsageError(f"{len(runs)} runs but {len(args.out)} --out: give one --out per run")
+    subset = [int(s) for s in args.seeds.replace(",", " ").split()] if args.seeds else None
     try:
         args.arch = M.Architecture.from_config(args.model_cfg)
         args.arch.phi  # noqa: B018 (an unknown activation fails here, not inside training)
-        args.settings = Settings.from_config(args.training_cfg)
     except (KeyError, TypeError, ValueError) as err:
-        raise UsageError(f"training settings of run {args.run!r}: {_one_line(err)}") from None
+        raise UsageError(f"model settings: {_one_line(err)}") from None
+    args.members = []
+    for run, training, out in zip(runs, trainings, args.out):
+        try:
+            settings = Settings.from_config(training)
+        except (KeyError, TypeError, ValueError) as err:
+            raise UsageError(f"training settings of run {run!r}: {_one_line(err)}") from None
+        run_seeds = tuple(settings.seeds)
+        if subset is not None:
+            missing = [s for s in subset if s not in run_seeds]
+            if missing:
+                raise UsageError(f"--seeds {args.seeds}: seeds {missing} are not seeds of run {run!r} {list(run_seeds)}")
+            settings = dataclasses.replace(settings, seeds=tuple(s for s in run_seeds if s in subset))
+        args.members.append(Member(run, training, settings, pathlib.Path(out), run_seeds))
+    outs = [m.out.resolve() for m in args.members]
+    if len(set(outs)) != len(outs):
+        raise UsageError("two runs write the same --out file")
+    try:
+        batchable([m.settings for m in args.members])
+    except ValueError as err:
+        raise UsageError(f"runs {', '.join(m.run for m in args.members)}: {err}") from None
+    # Backwards-compatible single-run names (a job of one run).
+    args.run, args.settings, args.training_cfg = runs[0], args.members[0].settings, trainings[0]
 
 
 # ---------------------------------------------------------------------- main loop
 
 def train(args) -> None:
     resolve_settings(args)
-    arch, settings = args.arch, args.settings
+    jaxcache.enable(args.compilation_cache)
+    shared = args.members[0].settings
     x_all, data_attrs = datasets.load_inputs(args.data)
-    if settings.examples is not None and settings.examples > x_all.shape[0]:
-        raise UsageError(f"examples: {settings.examples} requested, but the data file {args.data} holds "
+    if shared.examples is not None and shared.examples > x_all.shape[0]:
+        raise UsageError(f"examples: {shared.examples} requested, but the data file {args.data} holds "
                          f"{x_all.shape[0]}")
-    x = x_all[: settings.examples] if settings.examples is not None else x_all
-    out = pathlib.Path(args.out)
+    x = x_all[: shared.examples] if shared.examples is not None else x_all
     ckpt = pathlib.Path(args.checkpoint) if args.checkpoint else None
-    with K.exclusive_writer([out] + ([ckpt] if ckpt else [])):
-        K.remove_stale_temporaries(out, ckpt)
-        _train_locked(args, arch, settings, x, data_attrs, out, ckpt)
+    outs = [m.out for m in args.members]
+    with K.exclusive_writer(outs + ([ckpt] if ckpt else [])):
+        K.remove_stale_temporaries(outs, ckpt)
+        _train_locked(args, x, data_attrs, ckpt)
         if ckpt and ckpt.exists():
             ckpt.unlink()
 
 
-def stability_check(args, trainer: Trainer, state: dict, data_attrs) -> dict:
-    """The finite-width stability limit at init (SGD only); refuses a learning rate above it
-    unless on_divergence is record. Returns the output's datasets and attributes."""
-    settings = trainer.settings
-    if settings.optimizer != "sgd":
-        return {"attrs": {"stability_learning_rate": NOT_APPLICABLE, "lr_over_stability": NOT_APPLICABLE}}
+def _where(data_attrs, args, member: Member) -> str:
+    return (f"dataset {data_attrs.get('dataset', '?')}, run {member.run}, width {args.width}, "
+            f"seeds {list(member.settings.seeds)}")
+
+
+def stability_check(args, trainer: Trainer, state: dict, data_attrs) -> list[dict]:
+    """The finite-width stability limit at init (SGD only), per member; refuses a learning
+    rate above it unless on_divergence is record. Returns each member's datasets and attributes."""
+    if trainer.settings.optimizer != "sgd":
+        return [{"attrs": {"stability_learning_rate": NOT_APPLICABLE, "lr_over_stability": NOT_APPLICABLE}}
+                for _ in args.members]
     t0 = time.perf_counter()
     top = trainer.stability(state)
     seconds = time.perf_counter() - t0
-    limit = 2.0 / float(np.max(top.value))
-    ratio = settings.learning_rate / limit
-    log.info("stability at init: lambda_max of the Hessian %s (bound %s, %d Lanczos steps, %.1f s): "
-             "learning rate limit 2/lambda_max = %.4g, learning_rate / limit = %.3g",
-             np.array2string(top.value, precision=4), np.array2string(top.bound, precision=2), top.iterations,
-             seconds, limit, ratio)
+    results, refused = [], []
+    for i, member in enumerate(args.members):
+        lanes = trainer.member_lanes(i)
+        value, bound = top.value[lanes], top.bound[lanes]
+        limit = 2.0 / float(np.max(value))
+        ratio = member.settings.learning_rate / limit
+        log.info("stability at init, run %s: lambda_max of the Hessian %s (bound %s, %d Lanczos steps, %.1f s): "
+                 "learning rate limit 2/lambda_max = %.4g, learning_rate / limit = %.3g", member.run,
+                 np.array2string(value, precision=4), np.array2string(bound, precision=2), top.iterations, seconds,
+                 limit, ratio)
+        if ratio > 1.0:
+            msg = (f"{_where(data_attrs, args, member)}: learning_rate {member.settings.learning_rate:g} exceeds the "
+                   f"finite-width stability limit {limit:.4g} (= 2 / lambda_max of the objective's Hessian at "
+                   f"initialization, max over seeds)")
+            if member.settings.on_divergence == "fail":
+                refused.append(f"{msg}; set a learning rate below {limit:.4g}, or on_divergence: record to train "
+                               f"anyway and record the divergence")
+            else:
+                log.warning("%s; training anyway (on_divergence: record)", msg)
+        results.append({"datasets": {"stability/hessian_lambda_max": value, "stability/error_bound": bound},
+                        "group_attrs": {"stability": {"lanczos_steps": top.iterations, "seconds": seconds,
+                                                      "converged": bool(np.all(bound <= RELATIVE_TOLERANCE *
+                                                                               np.abs(value)))}},
+                        "attrs": {"stability_learning_rate": limit, "lr_over_stability": ratio}})
     if not top.converged:
-        log.warning("stability: Lanczos did not reach its tolerance in %d steps (bounds %s)", top.iterations,
-                    top.bound)
-    if ratio > 1.0:
-        where = (f"dataset {data_attrs.get('dataset', '?')}, run {args.run}, width {args.width}, "
-                 f"seeds {list(settings.seeds)}")
-        msg = (f"{where}: learning_rate {settings.learning_rate:g} exceeds the finite-width stability limit "
-               f"{limit:.4g} (= 2 / lambda_max of the objective's Hessian at initialization, max over seeds)")
-        if settings.on_divergence == "fail":
-            raise DivergenceError(f"{msg}; set a learning rate below {limit:.4g}, or on_divergence: record "
-                                  f"to train anyway and record the divergence")
-        log.warning("%s; training anyway (on_divergence: record)", msg)
-    return {"datasets": {"stability/hessian_lambda_max": top.value, "stability/error_bound": top.bound},
-            "group_attrs": {"stability": {"lanczos_steps": top.iterations, "converged": top.converged,
-                                          "seconds": seconds}},
-            "attrs": {"stability_learning_rate": limit, "lr_over_stability": ratio}}
+        log.warning("stability: Lanczos did not reach its tolerance in %d steps (bounds %s)", top.iterations, top.bound)
+    if refused:
+        raise DivergenceError(" | ".join(refused))
+    return results
 
 
-def _train_locked(args, arch, settings: Settings, x, data_attrs, out: pathlib.Path, ckpt) -> None:
+def _train_locked(args, x, data_attrs, ckpt) -> None:
     device = jax.devices()[0]
-    label = f"[{data_attrs.get('dataset', '?')} {args.run} w={args.width}]"
-    log.info("%s training %d seeds on %d examples (d=%d) on %s (%s)", label, len(settings.seeds), x.shape[0],
-             x.shape[1], device.platform, device.device_kind)
+    members = args.members
+    settings = members[0].settings
+    label = f"[{data_attrs.get('dataset', '?')} {'+'.join(m.run for m in members)} w={args.width}]"
+    log.info("%s training %d lanes (runs x seeds) on %d examples (d=%d) on %s (%s)", label,
+             sum(len(m.settings.seeds) for m in members), x.shape[0], x.shape[1], device.platform,
+             device.device_kind)
 
-    trainer = Trainer(arch, args.width, settings, x)
+    trainer = Trainer(args.arch, args.width, [m.settings for m in members], x)
     state = trainer.init_state()
     stability = stability_check(args, trainer, state, data_attrs)
-    digest = K.fingerprint(args.model_cfg, args.training_cfg, args.width, x)
+    digest = K.fingerprint(args.model_cfg, [dict(m.training_cfg, seeds=list(m.settings.seeds)) for m in members],
+                           args.width, x)
     history = (K.load_checkpoint(ckpt, state, digest) if ckpt else None) or {"metrics": [], "evals": []}
     if not history["evals"]:
         history["evals"].append(trainer.evaluate(state))
@@ -206,43 +308,47 @@ def _train_locked(args, arch, settings: Settings, x, data_attrs, out: pathlib.Pa
         signal.signal(signal.SIGINT, on_term)
 
     points = log_points(settings.steps, settings.log_every)
-    progress = Progress(settings.steps, settings.progress_seconds, label, start_step=state["step"])
+    progress = Progress(settings.steps, min(m.settings.progress_seconds for m in members), label,
+                        start_step=state["step"])
     last_ckpt, last_ckpt_time = state["step"], time.monotonic()
-    diverged: dict[int, tuple[int, float]] = {}
+    lane_of = trainer.lanes
+    diverged: dict[int, tuple[int, float]] = {}            # lane -> (step, value)
     if history["metrics"]:  # divergences recorded before the checkpoint are kept
         done = np.concatenate(history["metrics"], axis=1)
         for pos, step, value in first_divergence(done, 0, done[:, 0, 0]):
             diverged[pos] = (step, value)
-    stopped_at = None
+    stopped = _stopped(trainer, members, history, points)
     for start, end in zip(points[:-1], points[1:]):
         if end <= state["step"]:
             continue
+        if len(stopped) == len(members):
+            break
         metrics = trainer.run_chunk(state, end - start)
         history["metrics"].append(metrics)
         initial = history["metrics"][0][:, 0, 0]
         for pos, step, value in first_divergence(metrics, start, initial):
-            if pos not in diverged:
+            member = members[lane_of[pos][0]]
+            if pos not in diverged and lane_of[pos][0] not in stopped:
                 diverged[pos] = (step, value)
-                msg = (f"training diverged: width {args.width}, seed {settings.seeds[pos]}: objective became "
-                       f"{value:.4g} at step {step} (diverged: non-finite or above {DIVERGENCE_FACTOR:g} x its "
-                       f"initial {initial[pos]:.4g})")
-                if settings.on_divergence == "fail":
+                msg = (f"training diverged: run {member.run}, width {args.width}, seed {lane_of[pos][1]}: objective "
+                       f"became {value:.4g} at step {step} (diverged: non-finite or above {DIVERGENCE_FACTOR:g} x "
+                       f"its initial {initial[pos]:.4g})")
+                if member.settings.on_divergence == "fail":
                     raise DivergenceError(msg + "; lower the learning rate, or set on_divergence: record")
                 log.warning("%s (recorded, on_divergence: record)", msg)
         evals = trainer.evaluate(state)
         history["evals"].append(evals)
-        if settings.convergence_tolerance is not None:
-            objective = np.stack([e["objective"] for e in history["evals"]], axis=1)
-            _, stopped_at = convergence(objective, points[: objective.shape[1]], settings.convergence_tolerance)
+        newly = {i: s for i, s in _stopped(trainer, members, history, points).items() if i not in stopped}
+        for i, step in newly.items():
+            log.info("%s run %s converged at step %d (convergence_tolerance %g)", label, members[i].run, step,
+                     members[i].settings.convergence_tolerance)
+            state["active"] = state["active"].at[trainer.member_lanes(i)].set(False)
+        stopped.update(newly)
         progress.update(state["step"], {"objective": float(np.nanmean(metrics[:, -1, 0])),
                                         "mean_fn_mse": float(np.nanmean(evals["mean_function_mse"]))},
-                        force=state["step"] == settings.steps or stopped_at is not None)
-        if stopped_at is not None:
-            log.info("%s converged at step %d (convergence_tolerance %g)", label, stopped_at,
-                     settings.convergence_tolerance)
-            break
-        if not ckpt or state["step"] == settings.steps:
-            continue  # at the last step the output is written at once: no checkpoint needed
+                        force=state["step"] == settings.steps or len(stopped) == len(members))
+        if not ckpt or state["step"] == settings.steps or len(stopped) == len(members):
+            continue  # at the end the outputs are written at once: no checkpoint needed
         if settings.checkpoint_every:
             due = state["step"] - last_ckpt >= settings.checkpoint_every
         else:  # 0: only long runs checkpoint, every CHECKPOINT_SECONDS of training
@@ -253,15 +359,53 @@ def _train_locked(args, arch, settings: Settings, x, data_attrs, out: pathlib.Pa
             if stop["signal"]:
                 raise Preempted(128 + stop["signal"])  # the shell's convention: 143 SIGTERM, 130 SIGINT
 
-    # Everything is computed before the output is opened, so that the write itself (the
-    # window in which a kill leaves a temporary) is short.
-    attrs, arrays, group_attrs = collect_output(args, trainer, state, history, data_attrs, diverged, device,
-                                                stability, points)
-    write_output(out, attrs, arrays, group_attrs)
+    # Everything is computed before any output is opened, so that each write (the window in
+    # which a kill leaves a temporary) is short.
+    outputs = []
+    for i, member in enumerate(members):
+        lanes = trainer.member_lanes(i)
+        end = stopped.get(i, state["step"])
+        sliced = {k: (jax.tree.map(lambda a: a[lanes], v) if k not in ("step",) else v) for k, v in state.items()}
+        member_history = {"metrics": [np.concatenate(history["metrics"], axis=1)[lanes, :end]],
+                          "evals": [jax.tree.map(lambda a: a[lanes], e) for e in history["evals"]
+                                    [: points.index(end) + 1]]}
+        member_diverged = {int(np.flatnonzero(lanes == pos)[0]): d for pos, d in diverged.items() if pos in lanes}
+        view = MemberView(trainer, member.settings)
+        outputs.append((member.out, collect_output(args, member, view, dict(sliced, step=end), member_history,
+                                                   data_attrs, member_diverged, device, stability[i], points)))
+    for out, (attrs, arrays, group_attrs) in outputs:
+        write_output(out, attrs, arrays, group_attrs)
 
 
-def collect_output(args, trainer: Trainer, state, history, data_attrs, diverged, device, stability, points):
-    """The output file's root attributes, datasets {path: array} and group attributes."""
+def _stopped(trainer: Trainer, members, history, points) -> dict[int, int]:
+    """Members whose convergence criterion was met: {member: the step at which they stop}."""
+    out = {}
+    for i, member in enumerate(members):
+        tol = member.settings.convergence_tolerance
+        if tol is None:
+            continue
+        lanes = trainer.member_lanes(i)
+        objective = np.stack([e["objective"][lanes] for e in history["evals"]], axis=1)
+        _, stop = convergence(objective, points[: objective.shape[1]], tol)
+        if stop is not None:
+            out[i] = stop
+    return out
+
+
+class MemberView:
+    """What collect_output needs of the trainer, for one member's lanes."""
+
+    def __init__(self, trainer: Trainer, settings: Settings):
+        self.trainer, self.settings = trainer, settings
+        self.arch, self.width, self.x, self.n, self.d, self.latent = (trainer.arch, trainer.width, trainer.x,
+                                                                      trainer.n, trainer.d, trainer.latent)
+
+    def reconstructions(self, state, count):
+        return self.trainer.reconstructions(state, count)
+
+
+def collect_output(args, member: Member, trainer, state, history, data_attrs, diverged, device, stability, points):
+    """One run's output: root attributes, datasets {path: array} and group attributes."""
     settings = trainer.settings
     metrics = np.concatenate(history["metrics"], axis=1)            # (seeds, steps, 3)
     evals = jax.tree.map(lambda *a: np.stack(a, axis=-1), *history["evals"])  # leaves (seeds, ..., points)
@@ -303,14 +447,15 @@ def collect_output(args, trainer: Trainer, state, history, data_attrs, diverged,
     if probe_attrs:
         group_attrs["ntk"] = probe_attrs
 
-    cfg = {"dataset": data_attrs.get("dataset"), "run": args.run, "width": args.width, "model": args.model_cfg,
-           "training": args.training_cfg}
+    cfg = {"dataset": data_attrs.get("dataset"), "run": member.run, "width": args.width, "model": args.model_cfg,
+           "training": member.training_cfg}
     extra = dict(stopped_at=int(state["step"]))
     if settings.convergence_tolerance is not None:
-        objective = evals["objective"]
-        first, _ = convergence(objective, list(eval_steps), settings.convergence_tolerance)
+        first, _ = convergence(evals["objective"], list(eval_steps), settings.convergence_tolerance)
         extra["converged"] = {str(seed): first.get(pos) for pos, seed in enumerate(settings.seeds)}
-    attrs = io.provenance(cfg, dataset=str(data_attrs.get("dataset", "")), run=str(args.run or ""),
+    if member.part:
+        extra["part_of_seeds"] = list(member.run_seeds)
+    attrs = io.provenance(cfg, dataset=str(data_attrs.get("dataset", "")), run=str(member.run or ""),
                           width=int(args.width), latent_width=int(trainer.latent), seeds=list(settings.seeds),
                           n=int(trainer.n), d=int(trainer.d), objective=settings.objective,
                           device=accelerator.describe_device(device), data_file=str(args.data),
@@ -321,7 +466,7 @@ def collect_output(args, trainer: Trainer, state, history, data_attrs, diverged,
 
 
 def write_output(out: pathlib.Path, attrs: dict, arrays: dict, group_attrs: dict) -> None:
-    """Write the computed output in one short atomic write."""
+    """Write one computed output in one short atomic write."""
     try:
         with io.atomic_h5(out, attrs) as f:
             for key, value in arrays.items():
@@ -368,6 +513,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # the TPU probe is noise here
     memory = accelerator.configure_gpu_memory()  # before JAX starts its backend
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        from . import parts
+
+        return parts.main(argv[1:])
     args = parse_args(argv)
     log.info("JAX devices: %s; GPU memory: %s", ", ".join(accelerator.describe_device(d) for d in jax.devices()),
              memory)

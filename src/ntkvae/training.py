@@ -1,11 +1,11 @@
-"""Full-batch training of all seeds of one width: one jitted, vmapped step, scanned.
+"""Full-batch training of every lane (member run x seed) of one width: one jitted chunk.
 
-The loop is split into chunks of `log_every` steps. Each chunk is one jitted call: a
-`lax.scan` over its steps of a step function vmapped over seeds. Between chunks the
-Python side evaluates (also jitted and vmapped), reports progress, checks for divergence
-and, when asked, writes a checkpoint. Noise for step t of a seed is drawn from
-`fold_in(noise_key, t)`, so a run resumed from a checkpoint draws exactly the same noise
-as an uninterrupted one.
+The loop is split into chunks of `log_every` steps. Each chunk is one jitted call: for each
+lane a `lax.scan` over its steps (lanes looped inside the call on a CPU, vmapped on a GPU:
+`lanes_batched`). Between chunks the Python side evaluates (jitted and vmapped), reports
+progress, checks for divergence and convergence and, when asked, writes a checkpoint.
+Noise for step t of a seed is drawn from `fold_in(noise_key, t)`, so a run resumed from a
+checkpoint draws exactly the same noise as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from typing import Callable, Mapping
 
@@ -22,6 +23,7 @@ import numpy as np
 import optax
 
 from . import model as M
+from . import config as C
 from . import objectives, stability
 
 log = logging.getLogger("ntkvae.training")
@@ -88,19 +90,23 @@ class Settings:
 # Groups frozen unless `train_sigma` (the paper's KRR setting freezes the variance weights).
 FROZEN_UNLESS_TRAIN_SIGMA = ("Wsigma", "bsigma")
 
+# Settings in which the members of one job may differ: each lane (member, seed) carries its
+# own learning rate and KL weight beta * c(m_z) (0 for the mse objective), a mask for the
+# variance groups, and the host-side choices (divergence policy, convergence tolerance).
+# Everything else shapes the compiled step and must agree.
+PER_MEMBER = C.PER_MEMBER   # the settings in which members may differ
 
-def make_optimizer(settings: Settings, params: Mapping) -> optax.GradientTransformation:
-    """optax SGD or Adam; with train_sigma false, the variance weights get zero updates."""
-    if settings.optimizer == "sgd":
-        base = optax.sgd(settings.learning_rate)
-    elif settings.optimizer == "adam":
-        base = optax.adam(settings.learning_rate)
-    else:
-        raise ValueError(f"unknown optimizer {settings.optimizer!r}")
-    if settings.train_sigma:
-        return base
-    labels = {k: ("trained" if settings.trained(k) else "frozen") for k in params}
-    return optax.multi_transform({"trained": base, "frozen": optax.set_to_zero()}, labels)
+
+def batchable(members) -> None:
+    """Raise ValueError naming the first setting in which the members of one job differ but must not."""
+    first = members[0]
+    for field in dataclasses.fields(Settings):
+        if field.name in PER_MEMBER:
+            continue
+        values = {repr(getattr(m, field.name)) for m in members}
+        if len(values) > 1:
+            raise ValueError(f"runs trained in one job must agree on {field.name} (got {', '.join(sorted(values))})")
+    del first
 
 
 def seed_key(seed: int, stream: str) -> jax.Array:
@@ -113,41 +119,95 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     return seed_key(seed, "init"), seed_key(seed, "noise"), seed_key(seed, "eval")
 
 
-class Trainer:
-    """Compiled step, chunk and evaluation functions for one (architecture, width, settings, data)."""
+def kl_weight(settings: Settings, latent_dim: int) -> float:
+    """The KL term's weight in the objective: beta * c(m_z) for vae, 0 for mse."""
+    if settings.objective == "mse":
+        return 0.0
+    if settings.objective == "vae":
+        return settings.beta * objectives.kl_scale(settings.kl_scaling, latent_dim)
+    raise ValueError(f"objective must be 'mse' or 'vae', got {settings.objective!r}")
 
-    def __init__(self, arch: M.Architecture, width: int, settings: Settings, x: np.ndarray):
-        self.arch, self.width, self.settings = arch, int(width), settings
+
+def lanes_batched() -> bool:
+    """Whether the lanes of a step are vmapped (one batched kernel per product) or looped.
+
+    On a CPU the batched products make XLA materialize a transposed copy of every m x m
+    weight in each step (a batched dot wants its contraction in a fixed position), while an
+    unbatched product takes the transpose for free; the lanes then run one after another,
+    each product with every core (benchmarks/bench_train.py). On a GPU one batched kernel
+    for all lanes keeps the device busy. NTKVAE_LANES=batched|loop overrides."""
+    choice = os.environ.get("NTKVAE_LANES", "auto")
+    if choice in ("batched", "loop"):
+        return choice == "batched"
+    return jax.default_backend() != "cpu"
+
+
+class Trainer:
+    """Compiled step, chunk and evaluation functions for one (architecture, width, data) and
+    one or more members: runs that share every setting but those in PER_MEMBER.
+
+    The leading axis of every state array is the lane: (member, seed) in member order, each
+    member's seeds in its order. A lane's numbers depend only on its own settings and seed,
+    not on which other lanes share its job (tested)."""
+
+    def __init__(self, arch: M.Architecture, width: int, settings, x: np.ndarray):
+        self.members = [settings] if isinstance(settings, Settings) else list(settings)
+        batchable(self.members)
+        self.settings = self.members[0]           # the settings all members share
+        self.arch, self.width = arch, int(width)
         self.x = jnp.asarray(x, jnp.float32)
         self.n, self.d = self.x.shape
         self.latent = arch.latent_dim(width)
-        template = M.init_params(jax.random.PRNGKey(0), arch, self.d, 1)
-        self.optimizer = make_optimizer(settings, template)
+        self.lanes = [(i, seed) for i, member in enumerate(self.members) for seed in member.seeds]
+        lane_settings = [self.members[i] for i, _ in self.lanes]
+        self.learning_rate = jnp.asarray([s.learning_rate for s in lane_settings], jnp.float32)
+        self.kl_weight = jnp.asarray([kl_weight(s, self.latent) for s in lane_settings], jnp.float32)
+        groups = M.param_shapes(arch, self.d, 1)
+        # Differentiated groups: those some lane trains. A variance group trained by some
+        # lanes only is masked (its update applied where the lane trains it).
+        self.trained_groups = tuple(g for g in groups if any(s.trained(g) for s in lane_settings))
+        self.masked_groups = tuple(g for g in self.trained_groups if not all(s.trained(g) for s in lane_settings))
+        self.sigma_mask = jnp.asarray([s.train_sigma for s in lane_settings])
+        if self.settings.optimizer == "sgd":
+            self.adam = None
+        elif self.settings.optimizer == "adam":
+            self.adam = optax.scale_by_adam()      # optax.adam = this, then a step of -learning_rate
+        else:
+            raise ValueError(f"unknown optimizer {self.settings.optimizer!r}")
+        self.batched = lanes_batched()
         self._chunks: dict[int, Callable] = {}
-        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, 0, 0, 0, None)))
+        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, 0, 0, 0, 0, None)))
+
+    def member_lanes(self, member: int) -> np.ndarray:
+        """Positions of a member's lanes on the leading axis."""
+        return np.asarray([pos for pos, (i, _) in enumerate(self.lanes) if i == member])
 
     # ------------------------------------------------------------------ state
 
     def init_state(self) -> dict:
-        """Stacked (over seeds) parameters, optimizer state and keys at step 0."""
-        per_seed = []
-        for seed in self.settings.seeds:
+        """Stacked (over lanes) parameters, optimizer state and keys at step 0."""
+        per_lane = []
+        for _, seed in self.lanes:
             k_init, k_noise, k_eval = seed_keys(seed)
             params = M.init_params(k_init, self.arch, self.d, self.width)
-            per_seed.append({"params": params, "noise_key": k_noise, "eval_key": k_eval})
-        stacked = jax.tree.map(lambda *a: jnp.stack(a), *per_seed)
-        opt_state = jax.vmap(self.optimizer.init)(stacked["params"])
+            per_lane.append({"params": params, "noise_key": k_noise, "eval_key": k_eval})
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *per_lane)
+        trained = {g: stacked["params"][g] for g in self.trained_groups}
+        opt_state = jax.vmap(self.adam.init)(trained) if self.adam else ()
         # params0 is a copy: the chunk function donates (reuses) the buffers of params.
         params0 = jax.tree.map(jnp.copy, stacked["params"])
         return {"params": stacked["params"], "params0": params0, "opt_state": opt_state,
-                "noise_key": stacked["noise_key"], "eval_key": stacked["eval_key"], "step": 0}
+                "noise_key": stacked["noise_key"], "eval_key": stacked["eval_key"],
+                "active": jnp.ones(len(self.lanes), bool), "step": 0}
 
     # ------------------------------------------------------------------ training
 
-    def _loss(self, params, eps):
+    def _loss(self, params, eps, weight):
+        """The objective (mse + weight * KL) and its parts, from one lane's parameters."""
         out = M.forward(params, self.x, eps, self.arch)
-        return objectives.objective(out, self.x, kind=self.settings.objective, beta=self.settings.beta,
-                                    kl_scaling=self.settings.kl_scaling)
+        mse = objectives.reconstruction_loss(out["xhat"], self.x)
+        kl = jnp.mean(objectives.kl_divergence(out["mu"], out["logvar"]))
+        return mse + weight * kl, (mse, kl, out)
 
     def training_noise(self, noise_key, step):
         """The training noise of a step: fresh, a new draw per example at every step (a
@@ -157,55 +217,88 @@ class Trainer:
         noise_step = step if self.settings.noise == "fresh" else 0
         return M.sample_noise(jax.random.fold_in(noise_key, noise_step), self.n, self.arch, self.width)
 
-    def _step_one(self, params, opt_state, noise_key, step):
-        eps = self.training_noise(noise_key, step)
-        (loss, parts), grads = jax.value_and_grad(self._loss, has_aux=True)(params, eps)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, jnp.stack([loss, parts["mse"], parts["kl"]])
+    def _lane_step(self, trained, frozen, opt_state, lane, step):
+        """One step of one lane. Only the trained groups are differentiated; the update is
+        one fused pass per group (p - lr * g, or Adam's direction)."""
+        eps = self.training_noise(lane["noise_key"], step)
+
+        def loss(tr):
+            total, (mse, kl, _) = self._loss({**tr, **frozen}, eps, lane["kl_weight"])
+            return total, (mse, kl)
+
+        (total, (mse, kl)), grads = jax.value_and_grad(loss, has_aux=True)(trained)
+        if self.adam:
+            direction, opt_state = self.adam.update(grads, opt_state)
+        else:
+            direction = grads
+        # A lane whose run converged (active false) steps by 0: p - 0 * g is p, bit for bit (a
+        # scalar choice, not a select over the parameters, so the update stays one pass).
+        lr = jnp.where(lane["active"], lane["learning_rate"], 0.0)
+        new = {}
+        for g, p in trained.items():
+            moved = p - lr * direction[g]
+            # A lane that freezes a masked group keeps it exactly (also where g is not finite).
+            new[g] = jnp.where(lane["sigma"], moved, p) if g in self.masked_groups else moved
+        return new, opt_state, jnp.stack([total, mse, kl])
+
+    def _lane_arrays(self, state: dict) -> dict:
+        return {"noise_key": state["noise_key"], "learning_rate": self.learning_rate, "kl_weight": self.kl_weight,
+                "sigma": self.sigma_mask, "active": state["active"]}
 
     def _chunk_fn(self, length: int) -> Callable:
         if length not in self._chunks:
-            step_all = jax.vmap(self._step_one, in_axes=(0, 0, 0, None))
-
-            def chunk(params, opt_state, noise_key, start):
+            def lane_chunk(trained, frozen, opt_state, lane, start):
                 def body(carry, step):
-                    p, o = carry
-                    p, o, metrics = step_all(p, o, noise_key, step)
-                    return (p, o), metrics
+                    tr, os_ = carry
+                    tr, os_, metrics = self._lane_step(tr, frozen, os_, lane, step)
+                    return (tr, os_), metrics
 
-                (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), start + jnp.arange(length))
-                return params, opt_state, jnp.moveaxis(metrics, 0, 1)  # (seeds, length, 3)
+                (trained, opt_state), metrics = jax.lax.scan(body, (trained, opt_state), start + jnp.arange(length))
+                return trained, opt_state, metrics                       # metrics (length, 3)
 
-            self._chunks[length] = jax.jit(chunk, donate_argnums=(0, 1))
+            def chunk(trained, frozen, opt_state, lanes, start):
+                if self.batched:
+                    return jax.vmap(lane_chunk, in_axes=(0, 0, 0, 0, None))(trained, frozen, opt_state, lanes, start)
+                return jax.lax.map(lambda a: lane_chunk(*a, start), (trained, frozen, opt_state, lanes))
+
+            self._chunks[length] = jax.jit(chunk, donate_argnums=(0, 2))
         return self._chunks[length]
 
     def run_chunk(self, state: dict, length: int) -> np.ndarray:
-        """Advance `state` by `length` steps in place; returns per-step metrics (seeds, length, 3)."""
+        """Advance `state` by `length` steps in place; returns per-step metrics (lanes, length, 3)."""
         fn = self._chunk_fn(length)
-        state["params"], state["opt_state"], metrics = fn(state["params"], state["opt_state"], state["noise_key"],
-                                                          jnp.int32(state["step"]))
+        trained = {g: state["params"][g] for g in self.trained_groups}
+        frozen = {g: v for g, v in state["params"].items() if g not in self.trained_groups}
+        trained, state["opt_state"], metrics = fn(trained, frozen, state["opt_state"], self._lane_arrays(state),
+                                                  jnp.int32(state["step"]))
+        state["params"] = {g: trained.get(g, state["params"][g]) for g in state["params"]}
         state["step"] += length
         return np.asarray(metrics)
 
     def stability(self, state: dict, **lanczos) -> "stability.TopEigenvalue":
         """lambda_max of the Hessian of the objective at theta_0 with the step-0 training noise,
-        in the trained groups only, per seed (`ntkvae.stability`)."""
+        in the trained groups only, per lane (`ntkvae.stability`). A masked group (trained by
+        some lanes only) enters the Hessian of the lanes that train it only."""
         params = state["params0"]
-        trained = {g: v for g, v in params.items() if self.settings.trained(g)}
-        frozen = {g: v for g, v in params.items() if not self.settings.trained(g)}
+        trained = {g: params[g] for g in self.trained_groups}
+        frozen = {g: v for g, v in params.items() if g not in self.trained_groups}
         eps = jax.vmap(lambda k: self.training_noise(k, 0))(state["noise_key"])
-        keys = jnp.stack([seed_key(seed, "stability") for seed in self.settings.seeds])
+        keys = jnp.stack([seed_key(seed, "stability") for _, seed in self.lanes])
+        masks = {g: jnp.broadcast_to(jnp.where(self.sigma_mask, 1.0, 0.0).reshape((-1,) + (1,) * (v.ndim - 1)),
+                                     v.shape) if g in self.masked_groups else jnp.ones_like(v)
+                 for g, v in trained.items()}
 
         def loss(trained_one, context):
-            frozen_one, eps_one = context
-            return self._loss({**trained_one, **frozen_one}, eps_one)[0]
+            frozen_one, eps_one, weight = context
+            return self._loss({**trained_one, **frozen_one}, eps_one, weight)[0]
 
-        return stability.hessian_lambda_max(loss, trained, (frozen, eps), keys, **lanczos)
+        return stability.hessian_lambda_max(loss, trained, (frozen, eps, self.kl_weight), keys, masks=masks,
+                                            **lanczos)
 
     # ------------------------------------------------------------------ evaluation
 
-    def _evaluate_one(self, params, params0, noise_key, eval_key, step):
-        """Metrics of one seed at one logged step: noise-averaged over k evaluation draws, and
+    def _evaluate_one(self, params, params0, noise_key, eval_key, weight, step):
+        """Metrics of one lane at one logged step: noise-averaged over k evaluation draws, and
         the training objective with the training noise of that step."""
         _, mu, s = M.encode(params, self.x, self.arch)
         sd = jnp.exp(0.5 * s)
@@ -237,9 +330,7 @@ class Trainer:
         relative = {g: change[g] / jnp.linalg.norm(params0[g]) for g in params}
         # The training objective at this step's parameters with this step's training noise
         # (noise fixed: the deterministic objective that the convergence test reads).
-        out = M.forward(params, self.x, self.training_noise(noise_key, step), self.arch)
-        objective, _ = objectives.objective(out, self.x, kind=self.settings.objective, beta=self.settings.beta,
-                                            kl_scaling=self.settings.kl_scaling)
+        objective, (_, _, out) = self._loss(params, self.training_noise(noise_key, step), weight)
         result = {"mean_function_mse": expected - floor, "expected_mse": expected, "noise_floor": floor,
                   "kl": kl, "objective": objective, "weight_change": relative, "weight_change_absolute": change}
         if record:
@@ -251,11 +342,11 @@ class Trainer:
 
     def evaluate(self, state: dict) -> dict:
         out = self._evaluate(state["params"], state["params0"], state["noise_key"], state["eval_key"],
-                             jnp.int32(state["step"]))
+                             self.kl_weight, jnp.int32(state["step"]))
         return jax.tree.map(np.asarray, out)
 
     def reconstructions(self, state: dict, count: int) -> dict:
-        """Noise-averaged and single-draw reconstructions of the first `count` examples, per seed."""
+        """Noise-averaged and single-draw reconstructions of the first `count` examples, per lane."""
         xs = self.x[:count]
 
         def one(params, eval_key):
