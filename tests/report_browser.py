@@ -134,16 +134,6 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
         for row in rows[:1] + rows[-1:]:
             if why := seen(driver, row.find_element(By.CSS_SELECTOR, "td")):
                 problems.append(f"claims table row {row.get_attribute('id')}: {why}")
-        # A claim's figure link opens that figure's entry (its labels, the view button, the caption).
-        links = [a for row in rows for a in row.find_elements(By.CSS_SELECTOR, "a")]
-        if links:
-            target = links[0].text.strip()
-            driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", links[0])
-            entry = driver.find_elements(By.XPATH, "//td[.//span[normalize-space(text())='image']]//a")
-            if not entry:
-                problems.append(f"claims table: the link to {target} does not open its entry")
-            driver.get(pathlib.Path(path).resolve().as_uri())   # the checks below start from a fresh page
-            wait_for(driver, ".ntkvae-claims")
         # Every figure inline with its caption, in order.
         sections = [s.get_attribute("id") for s in driver.find_elements(By.CSS_SELECTOR, "section.ntkvae-figure")]
         if sections != figures:
@@ -164,6 +154,16 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
                 problems.append(f"{stem} caption: {captions[0].text!r}")
         if screenshot_dir:
             full_page_screenshot(driver, os.path.join(screenshot_dir, "report_full.png"))
+        # A claim's figure link opens that figure's entry (its labels, the view button, the caption).
+        links = driver.find_elements(By.CSS_SELECTOR, ".ntkvae-claims table.claims tbody a")
+        if rows and not links:
+            problems.append("claims table: no links to the figures")
+        if links:
+            target = links[0].text.strip()
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", links[0])
+            entry = driver.find_elements(By.XPATH, "//td[.//span[normalize-space(text())='image']]//a")
+            if not entry:
+                problems.append(f"claims table: the link to {target} does not open its entry")
         # The PDF a click away: the link under the first figure opens its PDF entry, which shows it.
         if figures:
             links = driver.find_elements(By.CSS_SELECTOR, f"section[id='{figures[0]}'] a")
@@ -202,9 +202,8 @@ def check_report(path, figures: list[str], claims: int, screenshot_dir=None) -> 
                 problems.append(f"menu: the first figure is not shown ({why if shown else 'no image'})")
             if screenshot_dir:
                 driver.save_screenshot(os.path.join(screenshot_dir, "report_menu_figure.png"))
-        # Provenance as readable text (from the menu of a freshly opened report).
-        driver.get(pathlib.Path(path).resolve().as_uri())
-        wait_for(driver, ".ntkvae-claims")
+        # Provenance as readable text (back to the menu through the breadcrumbs' first entry, home).
+        driver.find_element(By.CSS_SELECTOR, "nav ol a").click()
         click_text(driver, "Provenance")
         row = driver.find_element(By.XPATH, "//td[normalize-space(text())='config, commit, versions, devices']/parent::tr")
         row.find_element(By.CSS_SELECTOR, "a").click()
