@@ -68,13 +68,15 @@ def test_figures(tiny_run):
 
 def test_the_run_ends_with_its_summary(tiny_run):
     """The Snakefile's onsuccess handler prints ntkvae.summary: the verdict counts of the claims
-    table, the divergences (none here, said so), where the figures are."""
+    table, every divergence the training files record (the tiny sprites runs record some: relu,
+    softplus and Wsigma trained at 0.5), where the figures are."""
     out = (tiny_run / "snakemake.out").read_text()
     assert "ntkvae: the run finished" in out, out[-3000:]
     printed = out[out.index("ntkvae: the run finished"):]
     for line in summary.lines(summary.collect(str(tiny_run)))[1:]:
         assert line in printed, (line, printed[:2000])
-    assert "  claims: " in printed and " held, " in printed and "  divergences: " in printed
+    assert "  claims: " in printed and " held, " in printed
+    assert "  DIVERGED: " in printed or "  divergences: none recorded" in printed
 
 
 def test_rerun_is_a_no_op(tiny_run):
