@@ -117,7 +117,7 @@ def train_command(wildcards, input, output):
     """Train all seeds of the width, or join the parts of a job split by seed."""
     parts = list(input.parts)
     if parts:
-        return f"python -m ntkvae.seed_parts merge --inputs {' '.join(parts)} --out {output.run}"
+        return f"python -m ntkvae.train merge --inputs {' '.join(parts)} --out {output.run}"
     # (not named `checkpoint`: a Snakemake keyword)
     scratch = paths.CHECKPOINT.format(dataset=wildcards.dataset, run=wildcards.run, width=int(wildcards.width))
     return (f"python -m ntkvae.train --data {input.data} --width {wildcards.width} --run {wildcards.run} "

@@ -10,7 +10,7 @@ rule train:
     input:
         data=paths.DATA.pattern,
         parts=train_part_files,
-        code=code("ntkvae.train", "ntkvae.seed_parts"),
+        code=code("ntkvae.train"),
     output:
         run=paths.TRAIN.pattern,
     log:
@@ -34,7 +34,7 @@ rule train_part:
     """Train some of the seeds of one width, for a job too large for its device (ntkvae.plan)."""
     input:
         data=paths.DATA.pattern,
-        code=code("ntkvae.train", "ntkvae.seed_parts"),
+        code=code("ntkvae.train"),
     output:
         part=paths.TRAIN_PART.pattern,
     log:
@@ -57,7 +57,7 @@ rule train_part:
     conda:
         JAX_ENV
     shell:
-        "python -m ntkvae.seed_parts train --seeds {params.seeds} --data {input.data} --width {wildcards.width} "
+        "python -m ntkvae.train --seeds {params.seeds} --data {input.data} --width {wildcards.width} "
         "--run {wildcards.run} --model {params.model} --training {params.training} "
         "--checkpoint {params.checkpoint} --probe {params.probe} --out {output.part} > {log} 2>&1"
 

@@ -345,7 +345,9 @@ class Training:
               activations=S * self.steps * self.activation_elements(n),
               parameters=S * self.steps * self.trained_parameters * self.update_elements, steps=self.steps)
         E, K = self.evaluations, self.eval_samples
-        w.add("evaluation", flops32=S * E * (self.encode_flops(n) + K * self.decode_flops(n)),
+        # Per evaluation (training._evaluate_one): one encode, the first draw's decode, K draws'
+        # decodes, and the training objective's decode (its encode is the same as the first).
+        w.add("evaluation", flops32=S * E * (self.encode_flops(n) + (K + 2) * self.decode_flops(n)),
               activations=S * E * K * self.activation_elements(n), parameters=S * E * 2 * P, calls=E)
         if self.optimizer == "sgd" and has_stability_check():
             k = STABILITY_ITERATIONS
@@ -516,6 +518,7 @@ class JobSpec:
     # member's seeds as lanes of one step (ntkvae.training on the engine branch): `run` is
     # then the first member, `members` all of them. Empty: the job trains `run` alone.
     members: tuple[str, ...] = ()
+    batch: str = ""                 # the rule of a batched job in the workflow (train_batch<k>)
 
     @property
     def runs(self) -> tuple[str, ...]:
@@ -599,7 +602,7 @@ def workflow_jobs(config: Mapping, batches: Sequence["planning.TrainingBatch"] =
         batch = planning.training_batch(batches, spec.dataset, spec.run, spec.width) if spec.rule == "train" else None
         if batch is not None:   # one job for all members (rules/train.smk: rule train_batch<k>)
             first = train_output(spec.dataset, batch.runs[0], spec.width)
-            spec = dataclasses.replace(spec, run=batch.runs[0], output=first, members=batch.runs)
+            spec = dataclasses.replace(spec, run=batch.runs[0], output=first, members=batch.runs, batch=batch.rule)
         jobs.setdefault(spec.output, spec)
     order = ["fetch_tfds_dataset", "convert_tfds_dataset", "prepare_offline_data", "prepare_mnist5k", "train", "kernel",
              "predict"]
@@ -884,7 +887,7 @@ def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gp
 
 
 def _merge_plan(spec, cfg, ds, parts, cal) -> JobPlan:
-    """Joining part files (rule train of a split job: python -m ntkvae.seed_parts merge), reading
+    """Joining part files (rule train of a split job: python -m ntkvae.train merge), reading
     and writing the training outputs, on a CPU."""
     job = Training.from_config(cfg, ds, spec.run, spec.width)
     w = Work()

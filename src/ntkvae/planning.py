@@ -229,8 +229,8 @@ def training_batches(config: Config, split: Split | None = None) -> list[Trainin
     """The batched training jobs of a config: on each dataset and width, the runs with equal
     batch keys (two or more) form one job, or the groups `split(dataset, runs, width)` makes
     of them (ntkvae.plan.training_batches: groups that fit the device); a group batched alike
-    at several widths is one rule. Empty when compute.batch_runs is false. Runs in config
-    order, so that lanes and rule names are stable. The rules and the plan both take their
+    at several widths is one rule. Empty when compute.batch_runs is false. Runs sorted by
+    name, so that lanes and rule names do not depend on the config's key order. The rules and the plan both take their
     batches from ntkvae.plan.training_batches, so that they agree."""
     if not config.get("compute", {}).get("batch_runs", True):
         return []
@@ -239,7 +239,7 @@ def training_batches(config: Config, split: Split | None = None) -> list[Trainin
     for dataset in dataset_names(config):
         for width in widths:
             groups: dict[str, list[str]] = {}
-            for run in run_names(config):
+            for run in sorted(run_names(config)):   # by name: the same from any dict order
                 if width in run_widths(config, run):
                     groups.setdefault(_batch_key(config, run), []).append(run)
             for runs in groups.values():
