@@ -422,10 +422,13 @@ class Figure:
     def log_pattern(self) -> str:
         return paths.FIGURE_LOG.partial(number=self.number, topic=self.topic)
 
-    def report_labels(self) -> dict:
-        """Labels of its report entry. Snakemake's report sorts entries by their first label as
-        text, so the number is zero-padded: F01 ... F10 in paper order."""
-        return {"figure": f"F{self.number:02d} {self.label}", "dataset": "{dataset}"}
+    def report_labels(self, ext: str) -> dict:
+        """Labels of its report entries, the PNG and the PDF. Snakemake's report sorts entries by
+        their first label as text, so the number is zero-padded: F01 ... F10 in paper order. The
+        `format` label has two values, each on half of the entries of a dataset, which Snakemake
+        shows as a toggle above the list; its first value in sorted order ("image") is the one it
+        starts with, so a reader sees the PNG inline and the PDF is one click away."""
+        return {"figure": f"F{self.number:02d} {self.label}", "dataset": "{dataset}", "format": REPORT_FORMATS[ext]}
 
     def built(self, config: Config, theory: bool) -> bool:
         """Whether `rule all` builds it for this config (theory: the kernel rules exist)."""
@@ -441,6 +444,10 @@ class Figure:
         if self.settings:
             options.append("--settings " + figure_settings_json(config))
         return "".join(" " + o for o in options)
+
+
+# The `format` label of a figure's two report entries: "image" sorts first, so the report starts there.
+REPORT_FORMATS = {"png": "image", "pdf": "pdf"}
 
 
 FIGURES = (
@@ -526,9 +533,10 @@ def claims_settings(config: Config) -> dict:
 
 
 def all_targets(config: Config, theory: bool) -> list[str]:
-    """Every figure (PDF and PNG), the claims table and the provenance: `rule all` and the report."""
+    """Every figure (PDF and PNG), the claims table and the provenance (each also as HTML, for the
+    report): `rule all` and the report."""
     return [*figure_targets(config, theory), paths.CLAIMS_MD.pattern, paths.CLAIMS_TSV.pattern,
-            paths.PROVENANCE.pattern]
+            paths.CLAIMS_HTML.pattern, paths.PROVENANCE.pattern, paths.PROVENANCE_HTML.pattern]
 
 
 # ---------------------------------------------------------------- job settings and resources
