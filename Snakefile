@@ -35,3 +35,12 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+# The end of every run (success or failure) says what happened: print_summary, rules/common.smk.
+onsuccess:
+    print_summary(failed=False, log=log)
+
+
+onerror:
+    print_summary(failed=True, log=log)

@@ -117,7 +117,7 @@ def train_command(wildcards, input, output):
     """Train all seeds of the width, or join the parts of a job split by seed."""
     parts = list(input.parts)
     if parts:
-        return f"python -m ntkvae.seed_parts merge --inputs {' '.join(parts)} --out {output.run}"
+        return f"python -m ntkvae.train merge --inputs {' '.join(parts)} --out {output.run}"
     # (not named `checkpoint`: a Snakemake keyword)
     scratch = paths.CHECKPOINT.format(dataset=wildcards.dataset, run=wildcards.run, width=int(wildcards.width))
     return (f"python -m ntkvae.train --data {input.data} --width {wildcards.width} --run {wildcards.run} "
@@ -199,6 +199,11 @@ def claims_inputs(wildcards):
     return planning.claims_inputs(config, theory_available())
 
 
+def training_files(wildcards):
+    """Every training file of the run (the provenance lists the devices they ran on)."""
+    return planning.claims_inputs(config, theory_available())["runs"]
+
+
 def claims_settings_json(wildcards):
     return quoted_json(planning.claims_settings(config))
 
@@ -245,3 +250,29 @@ JAX_ENV = "../envs/jax-gpu.yaml" if ACCELERATOR == "gpu" else "../envs/jax-cpu.y
 def jax_gpus(wildcards):
     """GPUs one training or kernel job asks for: 1 on the GPU path, 0 (none) on CPU."""
     return 1 if ACCELERATOR == "gpu" else 0
+
+
+# ---------------------------------------------------------------- end of run (Snakefile onsuccess/onerror)
+# Claims held/failed/inconclusive, every recorded divergence (run, width, seeds), where the figures,
+# claims and report are (src/ntkvae/summary.py; `python -m ntkvae.summary` prints the same).
+def print_summary(failed, log):
+    from snakemake.logging import logger
+    from ntkvae import summary
+
+    try:
+        found = summary.collect(".")
+        text = "\n".join(summary.lines(found, failed=failed, log=log))
+    except Exception as err:  # the summary must never hide the run's own outcome
+        logger.warning(f"ntkvae: no summary of this run ({type(err).__name__}: {err})")
+        return
+    # A failure, a recorded divergence or a file that could not be checked: a warning (in colour).
+    loud = failed or found.divergences or found.unreadable
+    (logger.warning if loud else logger.info)(text)
+
+
+# ---------------------------------------------------------------- report
+# Snakemake's embeddedfigure directive (report/workflow.rst shows each figure with it) does not
+# embed in Snakemake 9; src/ntkvae/report_embed.py registers a working one.
+from ntkvae import report_embed  # noqa: E402
+
+report_embed.register()

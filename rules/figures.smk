@@ -2,7 +2,8 @@
 # figure_f<k>_<topic>, writing results/figures/f<k>_<topic>_<dataset>.pdf and .png from HDF5
 # files only. Each rule lists as inputs the package modules its plot imports (its own figure
 # module and the shared ones, found by planning.module_files): editing laziness.py reruns F2
-# alone, editing style.py reruns every figure.
+# alone, editing style.py reruns every figure. In the report each figure is two entries, its PNG
+# (shown inline) and its PDF, under one `format` toggle (planning.Figure.report_labels).
 
 
 for figure in planning.FIGURES:
@@ -20,9 +21,15 @@ for figure in planning.FIGURES:
                 caption=f"../{figure.caption}",
                 category="Figures",
                 subcategory="{dataset}",
-                labels=figure.report_labels(),
+                labels=figure.report_labels("pdf"),
             ),
-            png=figure.pattern("png"),
+            png=report(
+                figure.pattern("png"),
+                caption=f"../{figure.caption}",
+                category="Figures",
+                subcategory="{dataset}",
+                labels=figure.report_labels("png"),
+            ),
         log:
             figure.log_pattern(),
         benchmark:

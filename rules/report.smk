@@ -1,5 +1,5 @@
 # The report's other entries: the claims table (measured vs predicted, tolerance and verdict)
-# and the provenance record (resolved config, commit, versions).
+# and the provenance record (resolved config, commit, versions, devices), each also as HTML.
 
 
 rule claims:
@@ -13,7 +13,14 @@ rule claims:
             paths.CLAIMS_TSV.pattern,
             caption="../docs/captions/claims.rst",
             category="Claims",
-            labels={"table": "claims"},
+            labels={"table": "claims table as TSV (download)"},
+        ),
+        # The report's landing page includes it too (report/workflow.rst).
+        html=report(
+            paths.CLAIMS_HTML.pattern,
+            caption="../docs/captions/claims.rst",
+            category="Claims",
+            labels={"table": "verdict per theorem and claims table"},
         ),
     log:
         paths.CLAIMS_LOG.pattern,
@@ -27,19 +34,22 @@ rule claims:
     shell:
         "python -m ntkvae.claims --inputs {input.runs} --kernels {input.kernels} --data {input.data} "
         "--settings {params.settings} "
-        "--md {output.md} --tsv {output.tsv} > {log} 2>&1"
+        "--md {output.md} --tsv {output.tsv} --html {output.html} > {log} 2>&1"
 
 
 rule provenance:
-    """The resolved config (with the generated sweep runs), git commit and versions, for the report."""
+    """The resolved config (with the generated sweep runs), git commit, versions and the devices the
+    training jobs ran on, as YAML and as readable HTML for the report."""
     input:
+        runs=training_files,
         code=code("ntkvae.provenance"),
     output:
-        record=report(
-            paths.PROVENANCE.pattern,
+        record=paths.PROVENANCE.pattern,
+        html=report(
+            paths.PROVENANCE_HTML.pattern,
             caption="../docs/captions/provenance.rst",
             category="Provenance",
-            labels={"record": "config, commit, versions"},
+            labels={"record": "config, commit, versions, devices"},
         ),
     log:
         paths.PROVENANCE_LOG.pattern,
@@ -51,4 +61,5 @@ rule provenance:
     conda:
         "../envs/plot.yaml"
     shell:
-        "python -m ntkvae.provenance --config {params.config} --out {output.record} > {log} 2>&1"
+        "python -m ntkvae.provenance --config {params.config} --inputs {input.runs} --out {output.record} "
+        "--html {output.html} > {log} 2>&1"

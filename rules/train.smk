@@ -10,7 +10,7 @@ rule train:
     input:
         data=paths.DATA.pattern,
         parts=train_part_files,
-        code=code("ntkvae.train", "ntkvae.seed_parts"),
+        code=code("ntkvae.train"),
     output:
         run=paths.TRAIN.pattern,
     log:
@@ -34,7 +34,7 @@ rule train_part:
     """Train some of the seeds of one width, for a job too large for its device (ntkvae.plan)."""
     input:
         data=paths.DATA.pattern,
-        code=code("ntkvae.train", "ntkvae.seed_parts"),
+        code=code("ntkvae.train"),
     output:
         part=paths.TRAIN_PART.pattern,
     log:
@@ -57,16 +57,16 @@ rule train_part:
     conda:
         JAX_ENV
     shell:
-        "python -m ntkvae.seed_parts train --seeds {params.seeds} --data {input.data} --width {wildcards.width} "
+        "python -m ntkvae.train --seeds {params.seeds} --data {input.data} --width {wildcards.width} "
         "--run {wildcards.run} --model {params.model} --training {params.training} "
         "--checkpoint {params.checkpoint} --probe {params.probe} --out {output.part} > {log} 2>&1"
 
 
 # Batched training (compute.batch_runs): the runs that differ only in per-lane numbers train in
 # one job per width, every seed of every run a lane of one jitted step (planning.training_batches);
-# each run's file is the one rule train would write. One rule per group of runs, preferred over
-# rule train for the files it writes.
-for batch in planning.training_batches(config):
+# each run's file is the one rule train would write. One rule per dataset and group of runs (as
+# many runs as fit the device: ntkvae.plan.batch_groups), preferred over rule train for its files.
+for batch in plan.training_batches(config):
 
     rule:
         name:
@@ -81,6 +81,7 @@ for batch in planning.training_batches(config):
         benchmark:
             batch_pattern(paths.TRAIN_BATCH_BENCHMARK, batch)
         wildcard_constraints:
+            dataset=batch.dataset,
             width="|".join(str(w) for w in batch.widths),
         params:
             command=batch_command(batch),

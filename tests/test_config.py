@@ -165,6 +165,7 @@ def test_yaml_exponent_without_dot_gets_a_hint(default):
         (lambda c: c.setdefault("figures", {}).update(generation_runs=[]),
          "figures.generation_runs: [] should be non-empty"),
         (lambda c: c.setdefault("figures", {}).update(kl_betas=[1, 1.0]), "figures.kl_betas: [1, 1.0] has non-unique"),
+        (lambda c: c["theorems"]["kl"].update(widths=[256, 512]), "theorems.kl.widths: [512] not among theorems.widths"),
     ],
 )
 def test_settings_that_crashed_figure_jobs_are_rejected_saying_why(default, mutate, expected):

@@ -14,19 +14,21 @@ from ntkvae import claims as C
 from ntkvae import io, paths, plot
 from ntkvae.claims.__main__ import main as claims_main
 from ntkvae.results.runs import load_run
-from synthetic_runs import add_theory_data, spd_kernel, write_dataset, write_kernel, write_run
+from synthetic_runs import add_theory_data, spd_kernel, write_dataset, write_kernel, write_run, write_theorem_run
 
 SETTINGS = {
     "convergence_runs": ["mse"], "laziness_runs": ["mse"], "kernel_runs": ["mse"],
     "kl_runs": ["kl_beta1", "kl_beta3", "kl_beta10"], "activations": ["erf"], "wide_run": "vae",
     "claims": {"slope_tolerance": 0.2, "rank_correlation": 0.8, "gap_tolerance": 0.1},
 }
-PER_RUN = ("seeds", "train/step", "eval/step", "reconstructions/index", "generation/values", "ntk/probe_index")
+PER_RUN = ("seeds", "train/step", "eval/step", "reconstructions/index", "generation/values", "ntk/probe_index",
+           "outputs/step", "examples_index")
 
 
-def record_divergence(path, steps: dict[int, int]) -> str:
-    """What train.py writes for seeds that diverged with on_divergence: record: NaN in every
-    per-seed dataset from the divergence on (the whole row for end-of-training quantities)."""
+def record_divergence(path, steps: dict[int, int], blow_up: float | None = None) -> str:
+    """What train.py writes for seeds that diverged with on_divergence: record: from the divergence
+    on (the whole row for end-of-training quantities) NaN, or, with `blow_up`, the values times
+    that factor: finite but blown up (a divergence caught above a multiple of the initial objective)."""
     with h5py.File(path, "a") as f:
         seeds = list(f["seeds"][()])
         names = []
@@ -38,14 +40,20 @@ def record_divergence(path, steps: dict[int, int]) -> str:
                 if name.startswith("ntk/init/"):
                     continue                      # computed at initialization, before the divergence
                 if name.startswith("train/"):
-                    values[row, f["train/step"][()] >= step] = np.nan
-                elif name.startswith(("eval/", "weight_change/")):
-                    values[row, f["eval/step"][()] >= step] = np.nan
+                    where = (row, f["train/step"][()] >= step)
+                elif name.startswith(("eval/", "weight_change")):
+                    where = (row, f["eval/step"][()] >= step)
+                elif name.startswith("outputs/"):
+                    where = (row, f["outputs/step"][()] >= step)
                 else:
-                    values[row] = np.nan
+                    where = (row,)
+                values[where] = np.nan if blow_up is None else values[where] * blow_up
             del f[name]
             f[name] = values
         f.attrs["diverged"] = json.dumps({str(seed): int(step) for seed, step in steps.items()})
+        if "converged" in f.attrs:                # a seed that diverged did not converge
+            converged = json.loads(f.attrs["converged"])
+            f.attrs["converged"] = json.dumps({**converged, **{str(seed): None for seed in steps}})
     return str(path)
 
 
@@ -105,6 +113,10 @@ def beta_runs(tmp_path):
 
 @pytest.fixture
 def diverged_world(tmp_path):
+    return build_diverged_world(tmp_path)
+
+
+def build_diverged_world(tmp_path, blow_up=None):
     """Every figure's inputs, with the mse run diverged entirely at its widest width and in one seed
     at the other widths, one beta run and one activation run diverged entirely."""
     n = 16
@@ -115,16 +127,16 @@ def diverged_world(tmp_path):
     theta = spd_kernel(n)
     write_kernel(kernel, theta)
     mse = [add_theory_data(write_run(tmp_path / f"mse{w}.h5", run="mse", width=w, n=n), theta, y) for w in (64, 256, 1024)]
-    record_divergence(mse[2], {0: 10, 1: 20})
-    record_divergence(mse[0], {1: 30})
+    record_divergence(mse[2], {0: 10, 1: 20}, blow_up)
+    record_divergence(mse[0], {1: 30}, blow_up)
     vae = [write_run(tmp_path / f"vae{w}.h5", run="vae", width=w, n=n, objective="vae") for w in (16, 64)]
-    record_divergence(vae[1], {0: 10, 1: 10})
+    record_divergence(vae[1], {0: 10, 1: 10}, blow_up)
     narrow = [write_run(tmp_path / "narrow.h5", run="narrow", width=4, n=n, objective="vae")]
     kl = [add_theory_data(write_run(tmp_path / f"kl{b}_{w}.h5", run=f"kl_beta{b}", width=w, n=n, objective="vae",
                                     beta=b, kl=1 / b), theta, y) for b in (1, 3, 10) for w in (64, 1024)]
-    record_divergence(kl[5], {0: 10, 1: 10})
+    record_divergence(kl[5], {0: 10, 1: 10}, blow_up)
     act = [write_run(tmp_path / f"act_{a}.h5", run=f"act_{a}", width=32, n=n, activation=a) for a in ("erf", "relu")]
-    record_divergence(act[1], {0: 5, 1: 5})
+    record_divergence(act[1], {0: 5, 1: 5}, blow_up)
     inputs = {"convergence": mse + vae, "laziness": mse, "kernel_constancy": mse, "rate": mse, "min_width": mse,
               "krr": kl, "kl_beta": kl, "narrow_wide": narrow + vae[-1:], "generation": vae, "activations": act}
     return tmp_path, data, kernel, inputs
@@ -168,6 +180,63 @@ def test_the_claims_of_a_diverged_world_name_the_divergence(diverged_world):
     assert relu and relu[0].verdict == C.FAILS and relu[0].measured.startswith("diverged")
     betas = rows(claims, "beta_kl")
     assert betas and "run kl_beta10 diverged: m = 1024 all seeds" in betas[0].detail
+    # The mean-kernel claims on the kernel run (mse) name its divergence (on main: `m = 1024: nan`, no word of it).
+    practical = rows(claims, "practical_mean_kernel") + rows(claims, "noise_floor_drift")
+    assert len(practical) == 2 and all("run mse diverged: m = 1024 all seeds" in c.detail for c in practical)
+
+
+def claim_texts(claims):
+    return [(c.key, c.claim, c.verdict, c.measured, c.detail) for c in claims]
+
+
+def test_claims_are_the_same_whatever_values_a_diverged_seed_holds(tmp_path):
+    """A recorded divergence counts nowhere: seeds blown up to finite values (a divergence caught
+    above a multiple of the initial objective) give the very claims that NaN gives. On main the
+    blown-up values reached the beta claims' means (`mean 1, 0.333, 1e+05`)."""
+    texts = []
+    for blow_up in (None, 1e6):
+        _, data, kernel, inputs = build_diverged_world(tmp_path / str(blow_up), blow_up)
+        files = sorted({p for paths in inputs.values() for p in paths})
+        texts.append(claim_texts(C.compute(files, dict(SETTINGS, activations=["erf", "relu"]), ["toy"], [kernel], [data])))
+    assert texts[0] == texts[1]
+
+
+THEOREM_SETTINGS = {"claims": {"slope_tolerance": 0.15, "rank_correlation": 0.8, "gap_tolerance": 0.1},
+                    "theorem_runs": {"mse": "thm_mse", "kl": ["thm_kl"]}, "kernel_runs": [], "laziness_runs": ["thm_mse"],
+                    "convergence_runs": ["thm_mse"], "kl_runs": [], "activations": [], "wide_run": "vae"}
+
+
+def theorem_world(tmp_path, blow_up=None):
+    """Theorem runs (noise fixed, outputs recorded) at three widths and their beta = 0.05 KL runs;
+    seed 2 of thm_mse diverged at the widest width, seed 0 of thm_kl at the middle one."""
+    n = 12
+    data = write_dataset(place(tmp_path, paths.DATA.format(dataset="toy")), n=n, side=4)
+    y = h5py.File(data)["x"][()]
+    kernel = write_kernel(place(tmp_path, paths.KERNEL.format(dataset="toy", activation="erf")),
+                          spd_kernel(n) + 0.4 * np.eye(n), noise=0.4, sigma_noise=0.05)
+    runs = {(run, w): write_theorem_run(tmp_path / f"{run}_w{w}.h5", kernel, y, width=w, run=run, seed_spread=0.02,
+                                        **({"objective": "vae", "beta": 0.05} if run == "thm_kl" else {}))
+            for run in ("thm_mse", "thm_kl") for w in (256, 1024, 4096)}
+    record_divergence(runs["thm_mse", 4096], {2: 30}, blow_up)
+    record_divergence(runs["thm_kl", 1024], {0: 20}, blow_up)
+    return C.compute(list(runs.values()), THEOREM_SETTINGS, ["toy"], [kernel], [data])
+
+
+def test_a_diverged_theorem_run_is_left_out_and_named(tmp_path):
+    """On main a theorem run with a recorded divergence crashed the claims (numpy: Eigenvalues did
+    not converge, from the NaN final kernel of the diverged seed in t1_rate's Weyl bound), and the
+    KL-ridge claim fitted a ridge to the diverged seed's NaN outputs."""
+    claims = theorem_world(tmp_path / "nan")
+    found = {c.key: c for c in claims}
+    for key in ("t1_gap_slope", "t1_bound", "t1_rate", "min_width"):
+        assert found[key].verdict == C.HOLDS, (key, found[key].measured)
+        assert "run thm_mse diverged: m = 4096 seed 2 (first at step 30); excluded" in found[key].detail
+    rate = found["t1_rate"].estimate.per_seed                        # at the widest width: seed 2 is not in it
+    assert len(rate) == 3 and np.isnan(rate[2]) and np.all(np.isfinite(rate[:2]))
+    kl = found["t2_kl_drops_out"]
+    assert kl.verdict != C.NOT_EVALUATED and np.isnan(kl.estimate.per_seed[0]), kl.estimate
+    assert "run thm_kl diverged: m = 1024 seed 0 (first at step 20); excluded" in kl.detail
+    assert claim_texts(claims) == claim_texts(theorem_world(tmp_path / "blown_up", 1e6))
 
 
 # ------------------------------------------------------------------ finding 6 and 8: bad training files
@@ -270,3 +339,63 @@ def test_figures_say_when_no_ntk_probes_were_recorded(theory_world, figure):
     assert plot.main([figure, "--inputs", *runs, "--kernels", kernel, "--data", data, "--settings", "{}",
                       "--pdf", str(pdf)]) == 0
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def drop_probes(path) -> str:
+    """A training file as kernels.probe_size: 0 writes it: no ntk group."""
+    with h5py.File(path, "a") as f:
+        del f["ntk"]
+    return str(path)
+
+
+def test_claims_without_ntk_probes_say_which_rows_are_not_evaluated(tmp_path):
+    """Finding 4: kernels.probe_size: 0 (documented "0: none") crashed the claims (KeyError 'ntk' in
+    t1_rate's Weyl tolerance), and the laziness rows that need the probes (kernel_constancy,
+    kernel_limit, lambda_min) vanished from the table without a word."""
+    n = 12
+    data = write_dataset(place(tmp_path, paths.DATA.format(dataset="toy")), n=n, side=4)
+    y = h5py.File(data)["x"][()]
+    kernel = write_kernel(place(tmp_path, paths.KERNEL.format(dataset="toy", activation="erf")),
+                          spd_kernel(n) + 0.4 * np.eye(n), noise=0.4, sigma_noise=0.05)
+    files = [drop_probes(write_theorem_run(tmp_path / f"thm_w{w}.h5", kernel, y, width=w, seed_spread=0.02))
+             for w in (256, 1024)]
+    claims = C.compute(files, dict(THEOREM_SETTINGS, theorem_runs={"mse": "thm_mse", "kl": []}), ["toy"], [kernel],
+                       [data])
+    found = {c.key: c for c in claims if c.setting == C.table.THEOREM_SETTING}
+    for key in ("t1_rate", "kernel_constancy", "kernel_limit", "lambda_min"):
+        assert found[key].verdict == C.NOT_EVALUATED and "kernels.probe_size" in found[key].detail, key
+    assert found["t1_gap_slope"].verdict != C.NOT_EVALUATED and found["weight_change_slope"].verdict != C.NOT_EVALUATED
+
+
+def test_a_missing_run_is_listed_not_dropped(tmp_path):
+    """Finding 4: a laziness run or an activation run without files made its rows vanish silently."""
+    files = laziness_runs(tmp_path, {}) + [write_run(tmp_path / "erf.h5", run="act_erf", activation="erf")]
+    claims = C.compute(files, dict(SETTINGS, laziness_runs=["mse", "other"], activations=["erf", "relu"]), ["toy"])
+    missing = [c for c in claims if "run other" in c.claim]
+    assert {c.key for c in missing} == {"weight_change_slope", "kernel_constancy", "kernel_limit", "lambda_min"}
+    assert all(c.verdict == C.NOT_EVALUATED and c.detail == "run missing" for c in missing)
+    relu = [c for c in rows(claims, "activations") if c.claim.endswith("relu")]
+    assert len(relu) == 1 and relu[0].verdict == C.NOT_EVALUATED and relu[0].detail == "run missing"
+
+
+def test_every_theory_row_is_listed_at_a_single_width(tmp_path):
+    """Finding 4: settings the schema allows (one theorem width, one model width) dropped rows from
+    the table without a word: t2_not_ridgeless with t2_krr_slope, noise_floor_drift with
+    practical_mean_kernel, and t2_kl_ridge_grows whenever no KL run reached its regime."""
+    from ntkvae.claims.theory import THEORY_CLAIMS
+
+    n = 12
+    data = write_dataset(place(tmp_path, paths.DATA.format(dataset="toy")), n=n, side=4)
+    y = h5py.File(data)["x"][()]
+    kernel = write_kernel(place(tmp_path, paths.KERNEL.format(dataset="toy", activation="erf")),
+                          spd_kernel(n) + 0.4 * np.eye(n), noise=0.4, sigma_noise=0.05)
+    files = [write_theorem_run(tmp_path / "thm.h5", kernel, y, width=256, seed_spread=0.02),
+             write_theorem_run(tmp_path / "kl.h5", kernel, y, width=256, run="thm_kl", objective="vae", beta=0.05),
+             add_theory_data(write_run(tmp_path / "mse.h5", run="mse", width=64, n=n), spd_kernel(n), y)]
+    settings = dict(THEOREM_SETTINGS, kernel_runs=["mse"], laziness_runs=["mse"], convergence_runs=["mse"])
+    claims = C.compute(files, settings, ["toy"], [kernel], [data])
+    listed = {(c.key, c.setting) for c in claims}
+    assert {(key, setting) for key, _, setting, _, _ in THEORY_CLAIMS} <= listed
+    why = {c.key: c.detail for c in claims if c.verdict == C.NOT_EVALUATED}
+    assert why["t2_not_ridgeless"] == why["t2_krr_slope"] == "needs two converged widths of the theorem runs"
+    assert why["t2_kl_ridge_grows"].startswith("no KL run-width reaches beta c(m_z) eta T >=")

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+import report_browser
 from deploy_helpers import copy_workflow  # the tracked files, as a user has them (not .venv or results/)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -71,13 +72,22 @@ def test_tiny_workflow_builds_every_figure_claims_and_report(tmp_path):
     code.write_text(code.read_text() + "\n# an edit\n")
     assert planned_jobs(snakemake(wf, *tiny, "-n")) == {"figure_f6_kl_beta": 1, "all": 1}
 
-    # The report: self-contained HTML with every figure, its caption and the claims table.
+    # The report: self-contained HTML with every figure, its caption and the claims table, as a
+    # reader sees it in a browser (tests/report_browser.py; the PNG of each figure inline on the
+    # landing page after the claims, in paper order).
     snakemake(wf, *tiny, "--report", "results/report.html")
     html = (wf / "results" / "report.html").read_text(errors="replace")
     for name in expected_figures():
-        assert f"{name}_digits.pdf" in html, name
-    assert "claims.tsv" in html and "F02 laziness" in html and "provenance.yaml" in html
+        assert f"{name}_digits.pdf" in html and f"{name}_digits.png" in html, name
+    assert "claims.tsv" in html and "F02 laziness" in html and "provenance.html" in html
     assert "git_commit" in (wf / "results" / "provenance.yaml").read_text()
+    rows = len((wf / "results" / "claims.tsv").read_text().splitlines()) - 1
+    problem = report_browser.browser_problem()
+    if problem and os.geteuid() != 0:
+        pytest.skip(f"the report's browser check needs Chromium: {problem}")
+    assert problem is None, f"CI runs as root and must check the report in a browser: {problem}"
+    in_order = sorted(expected_figures(), key=lambda name: int(name.split("_")[0][1:]))
+    assert report_browser.check_report(wf / "results" / "report.html", [f"{n}_digits" for n in in_order], rows) == []
 
 
 def planned_files(output: str) -> list[str]:
@@ -113,7 +123,7 @@ def test_code_edits_rerun_the_jobs_that_run_that_code(tmp_path):
     jobs = planned_jobs(snakemake(wf, *tiny, "-n"))
     assert jobs["train"] == everything["train"] and jobs["figure_f2_laziness"] == 1 and jobs["claims"] == 1
     assert "kernel" in jobs              # the kernels use the model's activations and groups
-    assert "prepare_offline_data" not in jobs and "provenance" not in jobs
+    assert "prepare_offline_data" not in jobs and jobs["provenance"] == 1   # it lists the training devices
     (src / "model.py").write_text(model)   # a newer file with the same content: nothing to do
     assert "Nothing to be done" in snakemake(wf, *tiny, "-n")
 

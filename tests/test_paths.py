@@ -16,7 +16,7 @@ from ntkvae import paths
 # One value per wildcard, of the shapes the workflow uses (a run name with a dot and a dash is
 # legal in the config schema).
 EXAMPLE = {"dataset": "dsprites", "activation": "softplus", "run": "kl_beta0p1", "width": 4096,
-           "number": 10, "topic": "kernel_constancy", "ext": "png", "seeds": "0-1-2"}
+           "number": 10, "topic": "kernel_constancy", "ext": "png", "seeds": "0-1-2", "batch": "train_batch2"}
 
 
 def example(kind: paths.ResultPath) -> tuple[str, dict]:

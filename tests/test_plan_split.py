@@ -52,7 +52,7 @@ def test_dry_run_shows_the_split(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "results/train/digits/mse/w64/seeds0.h5" in out and "results/train/digits/vae/w64/seeds1.h5" in out
-    assert "ntkvae.seed_parts merge --inputs results/train/digits/mse/w64/seeds0.h5" in out
+    assert "ntkvae.train merge --inputs results/train/digits/mse/w64/seeds0.h5" in out
     assert "results/train/digits/mse/w16/" not in out                 # small jobs run whole
     assert "train_part" in out
 

@@ -95,9 +95,12 @@ def test_figures_table_is_in_paper_order_and_complete():
 
 def test_report_sorts_the_figures_in_paper_order():
     # Snakemake's report orders entries by their first label's text: F10 must come after F9.
-    labels = [f.report_labels()["figure"] for f in planning.FIGURES]
+    labels = [f.report_labels("png")["figure"] for f in planning.FIGURES]
     assert sorted(labels) == labels and labels[-1].startswith("F10")
-    assert list(planning.FIGURES[0].report_labels()) == ["figure", "dataset"]
+    assert list(planning.FIGURES[0].report_labels("pdf")) == ["figure", "dataset", "format"]
+    # The report starts a figure's format toggle at its first value in sorted order: the image.
+    formats = sorted(planning.FIGURES[0].report_labels(ext)["format"] for ext in ("pdf", "png"))
+    assert formats[0] == planning.FIGURES[0].report_labels("png")["format"]
 
 
 def test_figure_names_follow_the_config(config):
@@ -113,7 +116,7 @@ def test_figure_names_follow_the_config(config):
     names = planning.figure_names(planning.add_figure_runs(cfg), theory=True)
     assert "f5_krr" not in names and "f9_min_width" not in names
     targets = planning.all_targets(config, theory=True)
-    assert len(targets) == 2 * len(PAPER_ORDER) + 3 and targets[-1] == "results/provenance.yaml"
+    assert len(targets) == 2 * len(PAPER_ORDER) + 5 and targets[-2:] == ["results/provenance.yaml", "results/provenance.html"]
 
 
 def test_plot_dispatch_is_the_figures_table():

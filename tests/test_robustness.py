@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,24 @@ def test_prediction_from_an_intact_kernel_file_still_works(kernel_files, tmp_pat
     assert predict(data, kernel, tmp_path / "p.h5") == 0
     with h5py.File(tmp_path / "p.h5") as f:
         assert np.all(np.isfinite(f["fresh/mean_function_mse"][()]))
+
+
+def test_probe_size_zero_works_through_kernels_prediction_and_training(kernel_files, tmp_path):
+    """Finding 4: kernels.probe_size: 0 is documented as "0: none"; the kernel job, the reader and
+    the prediction work without probes, and the training job records none (the figures and claims
+    then say so: tests/test_divergence.py)."""
+    from types import SimpleNamespace
+
+    from ntkvae.results.kernels import Kernel
+    from ntkvae.train import ntk_probes
+
+    data, _ = kernel_files
+    kernel = tmp_path / "erf.h5"
+    assert compute_kernels.main(["kernel", "--data", str(data), "--model", json.dumps(TINY_MODEL), "--kernels",
+                                 json.dumps(dict(TINY_KERNELS, probe_size=0)), "--out", str(kernel)]) == 0
+    assert Kernel(kernel).probe_groups() == () and Kernel(kernel).probe_block(np.arange(3)).shape == (3, 3)
+    assert predict(data, kernel, tmp_path / "p.h5") == 0
+    assert ntk_probes(SimpleNamespace(probe_cfg={"probe_size": 0}), SimpleNamespace(n=12), state=None) == ({}, {})
 
 
 def test_nan_in_the_data_file_stops_the_kernel_job(kernel_files, tmp_path, caplog):
@@ -216,6 +235,55 @@ def test_full_disk_while_writing_a_kernel_file_is_one_line(kernel_files, tmp_pat
                                  json.dumps(TINY_KERNELS), "--out", str(out)]) == 1
     assert any(f"cannot write {out}: No space left on device" in m for m in error_lines(caplog)), error_lines(caplog)
     assert list(tmp_path.iterdir()) == []       # no temporary file left
+
+
+KILLED_WHILE_WRITING = """
+import os, sys
+from ntkvae import io
+with io.atomic_h5(sys.argv[1]) as f:
+    f["x"] = list(range(1000))
+    os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next(tmp_path):
+    """Finding 7: a job SIGKILLed inside its atomic write left its hidden temporary forever (the
+    kernel, prediction, data and claims jobs as well as training); the next writer of the path
+    removes it, and leaves alone the temporary of a writer that is still alive."""
+    out = tmp_path / "erf.h5"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(out)], capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == -9
+    (left,) = tmp_path.glob(".erf.h5.tmp-*")
+    live = tmp_path / f".erf.h5.tmp-{os.getppid()}"    # pytest's parent: alive
+    live.write_bytes(b"being written")
+    with io.atomic_h5(out) as f:
+        f["x"] = [1.0]
+    assert not left.exists() and live.exists()
+    text = tmp_path / "claims.md"
+    stale = tmp_path / f".claims.md.tmp-{left.name.rsplit('-', 1)[1]}"
+    stale.write_text("half")
+    io.write_text(text, "done")
+    assert not stale.exists() and text.read_text() == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["erf.h5", live.name, "claims.md"])
+
+
+def test_merging_parts_with_a_broken_attribute_is_one_line(tmp_path, caplog):
+    """Finding 8 on the part-merge CLI (python -m ntkvae.train merge): a part file whose config
+    attribute is not JSON gave a JSONDecodeError traceback naming no file."""
+    from ntkvae import parts
+
+    inputs = []
+    for seeds in ([0], [1]):
+        path = tmp_path / f"part{seeds[0]}.h5"
+        with h5py.File(path, "w") as f:
+            f["seeds"] = np.array(seeds)
+            f["eval/kl"] = np.ones((1, 3))
+            f.attrs.update(config="{broken", part_of_seeds=json.dumps([0, 1]), seeds=json.dumps(seeds))
+        inputs.append(str(path))
+    assert parts.main(["--inputs", *inputs, "--out", str(tmp_path / "o.h5")]) == 1
+    assert any(inputs[0] in m and "not valid JSON" in m for m in error_lines(caplog)), error_lines(caplog)
+    assert not (tmp_path / "o.h5").exists()
 
 
 def test_write_text_failure_is_named(tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from ntkvae import summary
 
 pytestmark = pytest.mark.workflow
 TINY = ROOT / "tests/configs/tiny.yaml"
@@ -30,6 +31,7 @@ def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
     proc = snakemake(workdir)
     assert proc.returncode == 0, proc.stderr[-5000:]
+    (workdir / "snakemake.out").write_text(proc.stdout + proc.stderr)   # for the console summary's test
     return workdir
 
 
@@ -62,6 +64,19 @@ def test_figures(tiny_run):
         png = matplotlib.image.imread(tiny_run / f"results/figures/f1_convergence_{ds}.png")
         assert png.shape[0] > 300 and png.std() > 0.05          # a real picture, not a blank page
     assert (tiny_run / "results/logs/train/digits/mse/w16.log").read_text().count("step 20/20") == 1
+
+
+def test_the_run_ends_with_its_summary(tiny_run):
+    """The Snakefile's onsuccess handler prints ntkvae.summary: the verdict counts of the claims
+    table, every divergence the training files record (the tiny sprites runs record some: relu,
+    softplus and Wsigma trained at 0.5), where the figures are."""
+    out = (tiny_run / "snakemake.out").read_text()
+    assert "ntkvae: the run finished" in out, out[-3000:]
+    printed = out[out.index("ntkvae: the run finished"):]
+    for line in summary.lines(summary.collect(str(tiny_run)))[1:]:
+        assert line in printed, (line, printed[:2000])
+    assert "  claims: " in printed and " held, " in printed
+    assert "  DIVERGED: " in printed or "  divergences: none recorded" in printed
 
 
 def test_rerun_is_a_no_op(tiny_run):

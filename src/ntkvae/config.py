@@ -132,6 +132,14 @@ def _check_consistency(config: dict) -> None:
     if dup:
         raise ConfigError(f"invalid config:\n  datasets: dataset {dup[0]!r} is listed twice")
     _check_run_settings(config)
+    theorems = config.get("theorems") or {}
+    kl = theorems.get("kl") or {}
+    if theorems.get("enabled", True) and kl.get("betas") and kl.get("kl_scalings"):
+        # Each KL theorem run is compared with thm_mse at its own width, seed by seed.
+        unpaired = sorted(set(kl.get("widths", [])) - set(theorems.get("widths", [])))
+        if unpaired:
+            raise ConfigError(f"invalid config:\n  theorems.kl.widths: {unpaired} not among theorems.widths "
+                              f"{theorems.get('widths')} (each KL theorem run is paired with thm_mse at its width)")
     for key in config.get("figures", {}).get("convergence_runs", []):
         if key not in config["runs"]:
             raise ConfigError(f"invalid config:\n  figures.convergence_runs: run {key!r} is not defined in runs "

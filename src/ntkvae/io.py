@@ -3,7 +3,8 @@
 Every file the workflow writes carries, as root attributes: the config that produced it
 (JSON), the package versions, the git commit of the workflow and the command line. A
 file is written to a temporary name beside its target and renamed only when complete,
-so a failed or killed job never leaves a partial output behind.
+so a failed or killed job never leaves a partial output behind (the temporary a killed job
+leaves is removed by the next writer of that path).
 
 Every reader goes through `open_input` and `read` (or `read_dict`), which turn a missing,
 corrupt or malformed file into one line naming the file and the dataset or attribute: a
@@ -96,12 +97,45 @@ def _jsonable(value):
     return str(value)
 
 
+def temporary_for(path: pathlib.Path) -> pathlib.Path:
+    """The temporary that `atomic_h5` and `write_text` write before renaming it to `path`."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def remove_dead_temporaries(path: pathlib.Path) -> list[pathlib.Path]:
+    """Remove the temporaries of `path` whose writer is no longer alive on this machine (a job
+    killed while writing, SIGKILL or out of memory, cannot clean up after itself); those of live
+    processes stay. Returns what was removed. The training job does the same under its lock
+    (ntkvae.checkpoint.remove_stale_temporaries), also for writers on other machines."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):   # gone already, or not ours to remove: the write goes on
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, another user's
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike, attrs: Mapping[str, str] | None = None) -> Iterator[h5py.File]:
-    """Open `path` for writing through a temporary file renamed into place on success."""
+    """Open `path` for writing through a temporary file renamed into place on success (the
+    temporaries dead writers of `path` left are removed first)."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_for(path)
     try:
+        if path.parent.is_dir():
+            remove_dead_temporaries(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             f = h5py.File(tmp, "w", track_order=True)
@@ -154,9 +188,10 @@ def write_failure(path: str | os.PathLike, err: Exception) -> str:
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text output atomically (temporary file, then rename); OutputFileError on failure."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_for(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_temporaries(path)
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as err:

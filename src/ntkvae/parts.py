@@ -170,5 +170,8 @@ def main(argv=None) -> int:
     except (io.InputFileError, OSError, KeyError) as err:
         log.error("%s", " ".join(str(err).split()))
         return 1
+    except ValueError as err:   # an attribute that is not valid JSON (json.JSONDecodeError)
+        log.error("merge of %s: an attribute is not valid JSON (%s)", " ".join(args.inputs), err)
+        return 1
     log.info("wrote %s from %d parts", args.out, len(args.inputs))
     return 0

@@ -110,7 +110,9 @@ FIGURE = ResultPath(f"{RESULTS}/figures/f{{number}}_{{topic}}_{{dataset}}.{{ext}
 # The report's other entries (rules/report.smk) and the report itself (snakemake --report).
 CLAIMS_MD = ResultPath(f"{RESULTS}/claims.md")
 CLAIMS_TSV = ResultPath(f"{RESULTS}/claims.tsv")
+CLAIMS_HTML = ResultPath(f"{RESULTS}/claims.html")
 PROVENANCE = ResultPath(f"{RESULTS}/provenance.yaml")
+PROVENANCE_HTML = ResultPath(f"{RESULTS}/provenance.html")
 REPORT = ResultPath(f"{RESULTS}/report.html")
 # Logs and benchmarks, one per job.
 DATA_LOG = ResultPath(f"{RESULTS}/logs/data/{{dataset}}.log")

@@ -345,7 +345,9 @@ class Training:
               activations=S * self.steps * self.activation_elements(n),
               parameters=S * self.steps * self.trained_parameters * self.update_elements, steps=self.steps)
         E, K = self.evaluations, self.eval_samples
-        w.add("evaluation", flops32=S * E * (self.encode_flops(n) + K * self.decode_flops(n)),
+        # Per evaluation (training._evaluate_one): one encode, the first draw's decode, K draws'
+        # decodes, and the training objective's decode (its encode is the same as the first).
+        w.add("evaluation", flops32=S * E * (self.encode_flops(n) + (K + 2) * self.decode_flops(n)),
               activations=S * E * K * self.activation_elements(n), parameters=S * E * 2 * P, calls=E)
         if self.optimizer == "sgd" and has_stability_check():
             k = STABILITY_ITERATIONS
@@ -516,6 +518,7 @@ class JobSpec:
     # member's seeds as lanes of one step (ntkvae.training on the engine branch): `run` is
     # then the first member, `members` all of them. Empty: the job trains `run` alone.
     members: tuple[str, ...] = ()
+    batch: str = ""                 # the rule of a batched job in the workflow (train_batch<k>)
 
     @property
     def runs(self) -> tuple[str, ...]:
@@ -568,10 +571,11 @@ def job_of(path: str, figures: Mapping[str, "planning.Figure"]) -> JobSpec | Non
     return None
 
 
-def workflow_jobs(config: Mapping) -> list[JobSpec]:
+def workflow_jobs(config: Mapping, batches: Sequence["planning.TrainingBatch"] = ()) -> list[JobSpec]:
     """Every job of `rule all` for this config (without splitting; see `plan_config`), in order
-    data, training, kernels, figures, report."""
+    data, training, kernels, figures, report; the runs of each of `batches` as one job."""
     cfg = with_figure_runs(config)
+    batches = list(batches)
     theory = theory_available()
     files = list(planning.all_targets(cfg, theory))
     for figure in planning.FIGURES:
@@ -595,10 +599,10 @@ def workflow_jobs(config: Mapping) -> list[JobSpec]:
         spec = job_of(path, figures)
         if spec is None:
             continue
-        batch = planning.training_batch(cfg, spec.run, spec.width) if spec.rule == "train" else None
+        batch = planning.training_batch(batches, spec.dataset, spec.run, spec.width) if spec.rule == "train" else None
         if batch is not None:   # one job for all members (rules/train.smk: rule train_batch<k>)
             first = train_output(spec.dataset, batch.runs[0], spec.width)
-            spec = dataclasses.replace(spec, run=batch.runs[0], output=first, members=batch.runs)
+            spec = dataclasses.replace(spec, run=batch.runs[0], output=first, members=batch.runs, batch=batch.rule)
         jobs.setdefault(spec.output, spec)
     order = ["fetch_tfds_dataset", "convert_tfds_dataset", "prepare_offline_data", "prepare_mnist5k", "train", "kernel",
              "predict"]
@@ -820,7 +824,8 @@ def plan_config(config: Mapping, *, calibration: Calibration | None = None, acce
     card = device.gpu or GPUS[gpu or DEFAULT_GPU]
     datasets = {d["name"]: d for d in cfg["datasets"]}
     planned: list[JobPlan] = []
-    for spec in (workflow_jobs(cfg) if specs is None else specs):
+    batches = _fitting_batches(cfg, device, cal)
+    for spec in (workflow_jobs(cfg, batches) if specs is None else specs):
         if spec.rule == "train" and len(spec.runs) > 1:
             ds = datasets[spec.dataset]
             job = _train_plan(spec, cfg, ds, None, device, cal, card, precision)
@@ -849,6 +854,19 @@ def plan_config(config: Mapping, *, calibration: Calibration | None = None, acce
     return Plan(cfg, device, cal, planned, precision)
 
 
+def _fitting_batches(cfg: Mapping, device: Device, cal: Calibration) -> list["planning.TrainingBatch"]:
+    """planning.training_batches, each group of runs split into jobs that fit the device (batch_groups)."""
+    datasets = {d["name"]: d for d in cfg["datasets"]}
+    return planning.training_batches(
+        cfg, split=lambda dataset, runs, width: batch_groups(cfg, datasets[dataset], runs, width, device, cal))
+
+
+def training_batches(config: Mapping) -> list["planning.TrainingBatch"]:
+    """The batched training jobs of the workflow's config, as its plan has them (rules/train.smk)."""
+    plan = plan_for_workflow(config)
+    return _fitting_batches(plan.config, plan.device, plan.calibration)
+
+
 def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gpu, precision: str) -> JobPlan:
     runs = spec.runs if len(spec.runs) > 1 else spec.run
     job = Training.from_config(cfg, ds, runs, spec.width, seeds=seeds)
@@ -869,7 +887,7 @@ def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gp
 
 
 def _merge_plan(spec, cfg, ds, parts, cal) -> JobPlan:
-    """Joining part files (rule train of a split job: python -m ntkvae.seed_parts merge), reading
+    """Joining part files (rule train of a split job: python -m ntkvae.train merge), reading
     and writing the training outputs, on a CPU."""
     job = Training.from_config(cfg, ds, spec.run, spec.width)
     w = Work()

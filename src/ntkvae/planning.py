@@ -204,10 +204,12 @@ def krr_runs(config: Config) -> list[str]:
 # ---------------------------------------------------------------- batched training jobs
 @dataclasses.dataclass(frozen=True)
 class TrainingBatch:
-    """Runs trained together in one job at each of `widths` (rule `rule`): they share the model
-    and every training setting but the per-lane numbers of ntkvae.config.PER_MEMBER."""
+    """Runs trained together in one job on `dataset` at each of `widths` (rule `rule`): they
+    share the model and every training setting but the per-lane numbers of
+    ntkvae.config.PER_MEMBER."""
 
     rule: str
+    dataset: str
     runs: tuple[str, ...]
     widths: tuple[int, ...]
 
@@ -220,29 +222,38 @@ def _batch_key(config: Config, run: str) -> str:
     return json.dumps([model, settings], sort_keys=True, default=str)
 
 
-def training_batches(config: Config) -> list[TrainingBatch]:
-    """The batched training jobs of a config: at each width, the runs with equal batch keys (two
-    or more) form one job; a group of runs batched alike at several widths is one rule. Empty
-    when compute.batch_runs is false. Runs in config order, so that lanes and names are stable."""
+Split = Callable[[str, tuple, int], list]
+
+
+def training_batches(config: Config, split: Split | None = None) -> list[TrainingBatch]:
+    """The batched training jobs of a config: on each dataset and width, the runs with equal
+    batch keys (two or more) form one job, or the groups `split(dataset, runs, width)` makes
+    of them (ntkvae.plan.training_batches: groups that fit the device); a group batched alike
+    at several widths is one rule. Empty when compute.batch_runs is false. Runs sorted by
+    name, so that lanes and rule names do not depend on the config's key order. The rules and the plan both take their
+    batches from ntkvae.plan.training_batches, so that they agree."""
     if not config.get("compute", {}).get("batch_runs", True):
         return []
-    by_runs: dict[tuple[str, ...], list[int]] = {}
+    found: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     widths = sorted({w for run in run_names(config) for w in run_widths(config, run)})
-    for width in widths:
-        groups: dict[str, list[str]] = {}
-        for run in run_names(config):
-            if width in run_widths(config, run):
-                groups.setdefault(_batch_key(config, run), []).append(run)
-        for runs in groups.values():
-            if len(runs) > 1:
-                by_runs.setdefault(tuple(runs), []).append(width)
-    return [TrainingBatch(f"train_batch{i}", runs, tuple(ws)) for i, (runs, ws) in enumerate(by_runs.items())]
+    for dataset in dataset_names(config):
+        for width in widths:
+            groups: dict[str, list[str]] = {}
+            for run in sorted(run_names(config)):   # by name: the same from any dict order
+                if width in run_widths(config, run):
+                    groups.setdefault(_batch_key(config, run), []).append(run)
+            for runs in groups.values():
+                for part in (split(dataset, tuple(runs), width) if split else [tuple(runs)]):
+                    if len(part) > 1:
+                        found.setdefault((dataset, tuple(part)), []).append(width)
+    return [TrainingBatch(f"train_batch{i}", dataset, runs, tuple(ws))
+            for i, ((dataset, runs), ws) in enumerate(found.items())]
 
 
-def training_batch(config: Config, run: str, width: int) -> TrainingBatch | None:
-    """The batched job that trains `run` at `width`, or None (it trains alone, rule train)."""
-    for batch in training_batches(config):
-        if run in batch.runs and int(width) in batch.widths:
+def training_batch(batches: list[TrainingBatch], dataset: str, run: str, width: int) -> TrainingBatch | None:
+    """The batched job that trains `run` at `width` on `dataset`, or None (it trains alone, rule train)."""
+    for batch in batches:
+        if batch.dataset == dataset and run in batch.runs and int(width) in batch.widths:
             return batch
     return None
 
@@ -411,10 +422,13 @@ class Figure:
     def log_pattern(self) -> str:
         return paths.FIGURE_LOG.partial(number=self.number, topic=self.topic)
 
-    def report_labels(self) -> dict:
-        """Labels of its report entry. Snakemake's report sorts entries by their first label as
-        text, so the number is zero-padded: F01 ... F10 in paper order."""
-        return {"figure": f"F{self.number:02d} {self.label}", "dataset": "{dataset}"}
+    def report_labels(self, ext: str) -> dict:
+        """Labels of its report entries, the PNG and the PDF. Snakemake's report sorts entries by
+        their first label as text, so the number is zero-padded: F01 ... F10 in paper order. The
+        `format` label has two values, each on half of the entries of a dataset, which Snakemake
+        shows as a toggle above the list; its first value in sorted order ("image") is the one it
+        starts with, so a reader sees the PNG inline and the PDF is one click away."""
+        return {"figure": f"F{self.number:02d} {self.label}", "dataset": "{dataset}", "format": REPORT_FORMATS[ext]}
 
     def built(self, config: Config, theory: bool) -> bool:
         """Whether `rule all` builds it for this config (theory: the kernel rules exist)."""
@@ -430,6 +444,10 @@ class Figure:
         if self.settings:
             options.append("--settings " + figure_settings_json(config))
         return "".join(" " + o for o in options)
+
+
+# The `format` label of a figure's two report entries: "image" sorts first, so the report starts there.
+REPORT_FORMATS = {"png": "image", "pdf": "pdf"}
 
 
 FIGURES = (
@@ -515,9 +533,10 @@ def claims_settings(config: Config) -> dict:
 
 
 def all_targets(config: Config, theory: bool) -> list[str]:
-    """Every figure (PDF and PNG), the claims table and the provenance: `rule all` and the report."""
+    """Every figure (PDF and PNG), the claims table and the provenance (each also as HTML, for the
+    report): `rule all` and the report."""
     return [*figure_targets(config, theory), paths.CLAIMS_MD.pattern, paths.CLAIMS_TSV.pattern,
-            paths.PROVENANCE.pattern]
+            paths.CLAIMS_HTML.pattern, paths.PROVENANCE.pattern, paths.PROVENANCE_HTML.pattern]
 
 
 # ---------------------------------------------------------------- job settings and resources

@@ -148,6 +148,18 @@ def _load_json(option: str, text: str) -> dict:
     return value
 
 
+def _load_checked(option: str, text: str, check) -> dict:
+    """A JSON option, checked against its section of the schema by `check` (config.parse_section
+    or parse_run_settings: names the key, rejects NaN); the value is returned as given, without the
+    schema's defaults (Settings and Architecture fill their own), as the workflow passes it resolved."""
+    value = _load_json(option, text)
+    try:
+        check(text)
+    except C.ConfigError as err:
+        raise UsageError(_one_line(err)) from None
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ntkvae.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="dataset HDF5 file (results/data/<name>.h5)")
@@ -184,7 +196,8 @@ def _load_config(path: str) -> dict:
 def resolve_settings(args: argparse.Namespace) -> None:
     """Fill args.model_cfg, args.arch, args.members and args.probe_cfg from the config file or
     the JSON options (UsageError naming the file, option or key)."""
-    args.probe_cfg = _load_json("--probe", args.probe) if args.probe else {}
+    args.probe_cfg = _load_checked("--probe", args.probe, lambda t: C.parse_section(t, "kernels", "--probe")) \
+        if args.probe else {}
     runs = list(args.run or [])
     if args.config:
         cfg = _load_config(args.config)
@@ -200,8 +213,10 @@ def resolve_settings(args: argparse.Namespace) -> None:
         trainings = [C.run_settings(cfg, run) for run in runs]
         args.probe_cfg = args.probe_cfg or cfg.get("kernels", {})
     else:
-        args.model_cfg = _load_json("--model", args.model)
-        trainings = [_load_json("--training", text) for text in args.training]
+        args.model_cfg = _load_checked("--model", args.model,
+                                       lambda t: C.parse_section(t, "model", "--model", partial=True))
+        trainings = [_load_checked("--training", text, lambda t: C.parse_run_settings(t, "--training"))
+                     for text in args.training]
         runs = runs or [""]
         if len(runs) != len(trainings):
             raise UsageError(f"{len(runs)} --run but {len(trainings)} --training: give one --training per --run")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from ..results.runs import load_runs, recorded_divergences
 from . import theory, training
-from .table import FAILS, HOLDS, INCONCLUSIVE, NOT_EVALUATED, Claim, verdict, write_md, write_tsv
+from .table import FAILS, HOLDS, INCONCLUSIVE, NOT_EVALUATED, Claim, verdict, write_html, write_md, write_tsv
 
 __all__ = ["Claim", "FAILS", "HOLDS", "INCONCLUSIVE", "NOT_EVALUATED", "compute", "divergences", "verdict",
-           "write_md", "write_tsv"]
+           "write_html", "write_md", "write_tsv"]
 
 
 def compute(train_paths, settings, datasets, kernel_paths=(), data_paths=()) -> list[Claim]:

@@ -1,7 +1,7 @@
 """CLI: the claims table, computed from the workflow's HDF5 files (never written by hand).
 
     python -m ntkvae.claims --inputs results/train/*/*/w*.h5 [--kernels results/kernels/*/*.h5] \
-        --settings '<figures section as JSON>' --md results/claims.md --tsv results/claims.tsv
+        --settings '<figures section as JSON>' --md results/claims.md --tsv results/claims.tsv [--html results/claims.html]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 from .. import io
 from ..config import CLAIMS_SETTINGS_EXTRA, ConfigError, parse_section
-from . import compute, divergences, write_md, write_tsv
+from . import compute, divergences, write_html, write_md, write_tsv
 
 log = logging.getLogger("ntkvae.claims")
 
@@ -25,12 +25,16 @@ def main(argv=None) -> int:
     p.add_argument("--settings", required=True, help="JSON: the figures section plus kl_runs and datasets")
     p.add_argument("--md", required=True)
     p.add_argument("--tsv", required=True)
+    p.add_argument("--html", help="the summary and table as HTML, for the report")
     args = p.parse_args(argv)
     try:
         settings = parse_section(args.settings, "figures", "--settings", extra=CLAIMS_SETTINGS_EXTRA, required=("datasets",))
         claims = compute(args.inputs, settings, settings["datasets"], args.kernels, args.data)
         write_tsv(claims, args.tsv)
-        write_md(claims, args.md, divergences(args.inputs))
+        recorded = divergences(args.inputs)
+        write_md(claims, args.md, recorded)
+        if args.html:
+            write_html(claims, args.html, recorded)
     except (io.WorkflowFileError, ConfigError) as err:
         log.error("%s", err)
         return 1

@@ -11,9 +11,11 @@ with the reason). results/claims.md opens with one verdict per theorem.
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
+import re
 
-from .. import io
+from .. import io, paths
 
 from ..results.stats import FAILS, HOLDS, INCONCLUSIVE, Estimate, decide
 
@@ -131,32 +133,136 @@ def write_tsv(claims, path) -> None:
     io.write_text(path, "\n".join(lines) + "\n")
 
 
-def write_md(claims, path, divergences=()) -> None:
+TABLE_HEADER = ("verdict", "claim", "dataset", "setting", "measured [interval]", "predicted", "tolerance", "regime",
+                "figure")
+
+
+# The verdict marks of claims.html: symbols every font has (a browser without an emoji font draws
+# MARK's as empty boxes); the row's class colours them.
+HTML_MARK = {HOLDS: "✓ holds", FAILS: "✗ fails", INCONCLUSIVE: "? inconclusive", NOT_EVALUATED: "– not evaluated"}
+
+
+def table_cells(c: Claim, marks: dict = MARK) -> list[str]:
+    """The cells of one row of the claims table under TABLE_HEADER (claims.md and claims.html)."""
+    return [marks[c.verdict], c.claim, c.dataset, c.setting, c.measured, c.predicted,
+            f"{c.tolerance} ({c.reason})" if c.reason else c.tolerance, c.regime, c.figure]
+
+
+def counts_text(claims, divergences) -> str:
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
+    return (f"{counts[HOLDS]} hold, {counts[FAILS]} fail, {counts[INCONCLUSIVE]} inconclusive, "
+            f"{counts[NOT_EVALUATED]} not evaluated; {len(divergences)} recorded divergence(s).")
+
+
+EXPLANATION = ("Computed by `python -m ntkvae.claims` from the HDF5 files of this run. A claim holds when the "
+               "interval of its measured value (over seeds; the method is in claims.tsv) lies inside its tolerance, "
+               "fails when it lies outside, and is inconclusive otherwise. Tolerances and their reasons: "
+               "docs/figures.md.")
+DIVERGENCE_NOTE = ("Runs that ask to record a divergence (`on_divergence: record`) keep the diverged seeds out of every "
+                   "fit; the figures mark them.")
+
+
+def divergence_lines(divergences) -> list[str]:
+    return [f"{d}: run `{r}`, m = {w}, seed {s}, from step {t}" for d, r, w, s, t in divergences]
+
+
+def write_md(claims, path, divergences=()) -> None:
     lines = ["# Claims table", "", "## Verdict per theorem", ""]
     lines += [f"- **{theorem}** — {text}" for theorem, text in summarize(claims)]
-    lines += [
-        "",
-        f"{counts[HOLDS]} hold, {counts[FAILS]} fail, {counts[INCONCLUSIVE]} inconclusive, "
-        f"{counts[NOT_EVALUATED]} not evaluated; {len(divergences)} recorded divergence(s). Computed by `python -m ntkvae.claims` from the HDF5 files of "
-        "this run. A claim holds when the interval of its measured value (over seeds; the method is in "
-        "claims.tsv) lies inside its tolerance, fails when it lies outside, and is inconclusive otherwise. "
-        "Tolerances and their reasons: docs/figures.md.",
-        "",
-        "| verdict | claim | dataset | setting | measured [interval] | predicted | tolerance | regime | figure |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines += ["", f"{counts_text(claims, divergences)} {EXPLANATION}", "",
+              "| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     for c in claims:
-        cells = [MARK[c.verdict], c.claim, c.dataset, c.setting, c.measured, c.predicted,
-                 f"{c.tolerance} ({c.reason})" if c.reason else c.tolerance, c.regime, c.figure]
-        lines.append("| " + " | ".join(str(x).replace("|", "/").replace("\n", " ") for x in cells) + " |")
+        lines.append("| " + " | ".join(str(x).replace("|", "/").replace("\n", " ") for x in table_cells(c)) + " |")
     if divergences:
-        lines += ["", "## Recorded divergences", "",
-                  "Runs that ask to record a divergence (`on_divergence: record`) keep the diverged seeds out of every "
-                  "fit; the figures mark them.", ""]
-        lines += [f"- {d}: run `{r}`, m = {w}, seed {s}, from step {t}" for d, r, w, s, t in divergences]
+        lines += ["", "## Recorded divergences", "", DIVERGENCE_NOTE, ""]
+        lines += [f"- {line}" for line in divergence_lines(divergences)]
     details = [c for c in claims if c.detail]
     if details:
         lines += ["", "## Details", ""]
         lines += [f"- `{c.key}` ({c.dataset}): {c.detail}" for c in details]
     io.write_text(path, "\n".join(lines) + "\n")
+
+
+# The HTML rendering goes into the Snakemake report's landing page (report/workflow.rst includes
+# it) and is a report item of its own. Styles are scoped to .ntkvae-claims, except the first three
+# rules, which lay out the landing page that holds it: Snakemake centres its content pane (which
+# clips the top and left of a page longer or wider than the window) and sets the description
+# column beside the rule graph to max-w-lg; here the pane scrolls from its top, the description
+# takes the width and the rule graph goes below it.
+HTML_STYLE = """
+.h-screen:has(.ntkvae-claims) { align-items: flex-start; justify-content: flex-start; }
+.h-screen:has(.ntkvae-claims) > div { flex-wrap: wrap; }
+.prose:has(.ntkvae-claims) { max-width: 80rem; }
+.prose .ntkvae-figure img { max-width: 100%; height: auto; margin: 0.5rem 0; background: #fff; }
+.ntkvae-claims { font-size: 0.8rem; line-height: 1.3; }
+.ntkvae-claims table { border-collapse: collapse; width: 100%; margin: 0.5rem 0 1rem; }
+.ntkvae-claims th, .ntkvae-claims td { border-bottom: 1px solid #64748b; padding: 0.2rem 0.4rem; text-align: left;
+  vertical-align: top; }
+.ntkvae-claims th { position: sticky; top: 0; background: #1e293b; color: #f8fafc; }
+.ntkvae-claims td.verdict { white-space: nowrap; font-weight: 600; }
+.ntkvae-claims tr.holds td.verdict { color: #4ade80; }
+.ntkvae-claims tr.fails td.verdict { color: #f87171; }
+.ntkvae-claims tr.inconclusive td.verdict { color: #facc15; }
+.ntkvae-claims tr.not-evaluated td.verdict { color: #94a3b8; }
+.ntkvae-claims td.measured { font-variant-numeric: tabular-nums; min-width: 9rem; }
+.ntkvae-claims td.claim { min-width: 12rem; }
+.ntkvae-claims td.regime { min-width: 8rem; }
+.ntkvae-claims .reason { color: #94a3b8; font-size: 0.72rem; }
+.ntkvae-claims a { color: #7dd3fc; }
+.ntkvae-claims summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+def _inline(text: str) -> str:
+    """Markdown's **bold** and `code` of the summary texts as HTML (the rest escaped)."""
+    out = html.escape(str(text))
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+def figure_link(stem: str) -> str:
+    """A link that opens the figure's entry (its image and caption) in the Snakemake report: the
+    javascript target Snakemake itself gives every report item in captions (`<file>_` links)."""
+    if not stem or stem == "-":
+        return html.escape(stem or "")
+    target = paths.FIGURE.pattern.rpartition("/")[0] + f"/{stem}.png"
+    return f"<a href=\"javascript:app.showResultInfo('{html.escape(target)}')\">{html.escape(stem)}</a>"
+
+
+def write_html(claims, path, divergences=()) -> None:
+    """claims.html: the per-theorem summary and the claims table (TABLE_HEADER, table_cells), an
+    HTML fragment for the report (no <html> wrapper: it is inserted into the report's page)."""
+    parts = ['<meta charset="utf-8">', f"<style>{HTML_STYLE}</style>", '<div class="ntkvae-claims">',
+             "<h2>Verdict per theorem</h2>", "<ul>"]
+    parts += [f"<li><strong>{html.escape(theorem)}</strong> — {_inline(text)}</li>" for theorem, text in summarize(claims)]
+    parts += ["</ul>", f"<p>{_inline(counts_text(claims, divergences))} {_inline(EXPLANATION)}</p>",
+              '<h2>Claims table</h2>', '<table class="claims">', "<thead><tr>"]
+    parts += [f"<th>{html.escape(h)}</th>" for h in TABLE_HEADER]
+    parts += ["</tr></thead>", "<tbody>"]
+    for c in claims:
+        cells = table_cells(c, HTML_MARK)
+        rendered = []
+        for name, value in zip(TABLE_HEADER, cells):
+            if name == "figure":
+                rendered.append(f"<td>{figure_link(value)}</td>")
+            elif name == "tolerance" and c.reason:
+                rendered.append(f"<td>{html.escape(c.tolerance)}<br><span class=\"reason\">({html.escape(c.reason)})</span></td>")
+            else:
+                css = name.split()[0]
+                rendered.append(f'<td class="{css}">{html.escape(str(value))}</td>')
+        parts.append(f'<tr class="{c.verdict.replace(" ", "-")}" id="claim-{html.escape(c.key)}-{html.escape(c.dataset)}">'
+                     + "".join(rendered) + "</tr>")
+    parts += ["</tbody>", "</table>"]
+    if divergences:
+        parts += ["<h2>Recorded divergences</h2>", f"<p>{_inline(DIVERGENCE_NOTE)}</p>", "<ul>"]
+        parts += [f"<li>{_inline(line)}</li>" for line in divergence_lines(divergences)]
+        parts += ["</ul>"]
+    details = [c for c in claims if c.detail]
+    if details:   # folded: the numbers behind the verdicts, one click away
+        parts += [f"<details><summary>Details of {len(details)} claims (per-seed values, what was left out)</summary>",
+                  "<ul>"]
+        parts += [f"<li><code>{html.escape(c.key)}</code> ({html.escape(c.dataset)}): {html.escape(c.detail)}</li>"
+                  for c in details]
+        parts += ["</ul>", "</details>"]
+    parts.append("</div>")
+    io.write_text(path, "\n".join(parts) + "\n")

@@ -19,12 +19,15 @@ from .. import paths
 from ..results import kernels as K
 from ..results import measures, stats
 from ..results import theorem as T
-from ..results.runs import regime_text
-from .table import (LAZINESS, THEOREM_1, THEOREM_2, THEOREM_SETTING, TRAINED_AS_VAES, WIDTH, Claim, measured_claim,
-                    not_evaluated, runs_of)
+from ..results.runs import divergence_note, regime_text
+from .table import (LAZINESS, NOT_EVALUATED, THEOREM_1, THEOREM_2, THEOREM_SETTING, TRAINED_AS_VAES, WIDTH, Claim,
+                    measured_claim, not_evaluated, runs_of)
 
 # Theorem 1's bound compares losses computed in float32: a ratio within this of 1 is equality.
 BOUND_ROUNDING = 1e-5
+# The laziness rows measured on the empirical-NTK probes, and why they are not evaluated without them.
+PROBE_CLAIMS = ("kernel_constancy", "kernel_limit", "lambda_min")
+NO_PROBES = "needs empirical-NTK probes at two widths that trained (kernels.probe_size is 0 or the probes are missing)"
 
 
 def _rows(dataset, *specs):
@@ -90,6 +93,10 @@ def theorem1_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
         detail="max ratio per width " + ", ".join(f"m = {w}: {np.nanmax(r):.4g}" for w, r in zip(widths, ratios.T))))
     # The late decay rate against the seed's own linearized trajectory over the same window.
     widest = family[-1]
+    if not K.has_probes(widest):   # the tolerance is a Weyl bound from the empirical-NTK probes
+        out.append(not_evaluated("t1_rate", THEOREM_1, THEOREM_SETTING, "the late rate is that of the linearized "
+                                 "trajectory", dataset, figure_of("f4_rate", dataset), NO_PROBES))
+        return out
     rates = T.late_rates(widest, kernel, y)
     ratio = np.where(measures.finite_seeds(widest), rates["measured"] / rates["linearized"], np.nan)
     weyl = kernel_error(widest, kernel) / rates["lambda0"]
@@ -108,11 +115,16 @@ def theorem1_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
 
 
 def kernel_error(run, kernel) -> float:
-    """max over seeds and {init, end} of ||Theta_m - Theta_inf||_2 on the probe points (trained groups)."""
+    """max over seeds and {init, end} of ||Theta_m - Theta_inf||_2 on the probe points (trained groups).
+
+    The seeds that diverged are left out (their final kernel is NaN or blown up); NaN if none is left."""
     limit = K.theta_inf_probe(run, kernel)
+    keep = measures.finite_seeds(run)
+    if not keep.any():
+        return float("nan")
     worst = 0.0
     for stage in ("init", "final"):
-        diff = K.theta_m(run, stage) - limit[None]
+        diff = K.theta_m(run, stage)[keep] - limit[None]
         worst = max(worst, float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (diff + np.swapaxes(diff, 1, 2)))))))
     return worst
 
@@ -155,7 +167,7 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
                               fig2, "needs two widths that trained" + note)
         if any(r.diverged for r in dropped):   # asked for, but training diverged: say so in the verdict
             claim.verdict, claim.measured = stats.INCONCLUSIVE, "diverged"
-        return [claim]
+        return [claim] + probe_rows_not_evaluated(name, dataset, setting, "needs two widths that trained" + note)
     regime = regime_text(used)
     out = []
     for group in measures.moving_groups(used[-1]):
@@ -176,7 +188,10 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
                 reason=slope_reason(widths, tol), regime=regime, prefix="slope ",
                 detail=f"at m = {widths[-1]}: {np.nanmean(ab[:, -1]):.3g}{note}"))
     probed = [r for r in used if K.has_probes(r)]
-    if len(probed) >= 2 and kernel is not None:
+    if len(probed) < 2 or kernel is None:
+        out += probe_rows_not_evaluated(name, dataset, setting, NO_PROBES if kernel is not None else
+                                        f"needs the kernel file results/kernels/{dataset}/<activation>.h5")
+    else:
         widths, change = measures.per_seed_table(probed, K.kernel_change)
         _, limit = measures.per_seed_table(probed, lambda r: K.distance_to_limit(r, kernel))
         out.append(measured_claim(
@@ -204,6 +219,12 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
     return out
 
 
+def probe_rows_not_evaluated(name, dataset, setting, why) -> list[Claim]:
+    """The laziness rows measured on the empirical-NTK probes, listed with the reason they are not measured."""
+    return [not_evaluated(key, LAZINESS, setting, f"{text} (run {name})", dataset, figure_of(fig, dataset), why)
+            for key, _, _, text, fig in THEORY_CLAIMS if key in PROBE_CLAIMS]
+
+
 def theorem2_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
     """KRR with the derived ridge D at convergence (noise fixed, Wsigma frozen), not the ridgeless predictor."""
     tol = settings["claims"]
@@ -212,8 +233,9 @@ def theorem2_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
     left = [r.width for r in family if r not in converged]
     note = f"; widths that did not meet the convergence criterion (left out): {left}" if left else ""
     if len(converged) < 2:
-        return [not_evaluated("t2_krr_slope", THEOREM_2, THEOREM_SETTING, "distance to the KRR limit vs width",
-                              dataset, fig, "needs two converged widths of the theorem runs" + note)]
+        why = "needs two converged widths of the theorem runs" + note
+        return [not_evaluated(key, theorem, setting, text, dataset, figure_of(f, dataset), why)
+                for key, theorem, setting, text, f in THEORY_CLAIMS if key in ("t2_krr_slope", "t2_not_ridgeless")]
     widths, to_krr = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)["krr"])
     _, ridgeless = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)["ridgeless"])
     regime = regime_text(converged)
@@ -246,13 +268,20 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
     names = (settings.get("theorem_runs") or {}).get("kl", [])
     by_width = {r.width: r for r in family}
     pairs = [(r, by_width[r.width]) for r in runs_of(runs, dataset, names) if T.has_outputs(r) and r.width in by_width]
+    drops_out = "the KL adds no ridge where beta c eta t << 1"
+    grows = "the KL acts as a ridge that grows with training time where beta c eta T is large"
     if not pairs:
-        return [not_evaluated("t2_kl_drops_out", THEOREM_2, THEOREM_SETTING, "the KL adds no ridge where "
-                              "beta c eta t << 1", dataset, fig, "no KL runs in the theorem setting (theorems.kl)")]
+        why = "no KL runs in the theorem setting (theorems.kl)"
+        return [not_evaluated("t2_kl_drops_out", THEOREM_2, THEOREM_SETTING, drops_out, dataset, fig, why),
+                not_evaluated("t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING, grows, dataset, fig, why)]
     tol = settings["claims"]
     small, growth, used, big = [], [], [], []
     for run, ref in pairs:
         added = T.added_ridges(run, ref, kernel, y)
+        # A seed that diverged in either run has no ridge to measure (a fit to its NaN outputs
+        # would still return one): NaN, which the intervals leave out.
+        ok = (measures.finite_seeds(run) & measures.finite_seeds(ref))[:, None]
+        added["added"] = np.where(ok, added["added"], np.nan)
         ratio = added["added"] / added["noise_ridge"]
         keep = added["drift"] <= T.KL_DRIFT_SMALL
         if keep.any():
@@ -260,7 +289,8 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
             used.append(run)
         if added["drift"][-1] >= T.KL_DRIFT_LARGE:
             big.append(run)
-            growth.append([measures.spearman(added["step"], row) for row in added["added"]])
+            growth.append([measures.spearman(added["step"], row) if np.isfinite(row).all() else np.nan
+                           for row in added["added"]])
     out = []
     if small:
         per_seed = np.max(np.stack(small), axis=0)
@@ -285,6 +315,9 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
             (rho - 1e-9, 1.0), predicted="Spearman(added ridge, t) +1", tolerance=f">= {rho:g}", fmt="+.2f",
             prefix="Spearman ", reason=f"{rho:g} allows an adjacent pair of logged times to swap under noise",
             regime=regime_text(big), detail=f"{len(big)} KL run-widths with beta c eta T >= {T.KL_DRIFT_LARGE:g}"))
+    else:
+        out.append(not_evaluated("t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING, grows, dataset, fig,
+                                 f"no KL run-width reaches beta c(m_z) eta T >= {T.KL_DRIFT_LARGE:g}"))
     return out
 
 
@@ -297,9 +330,9 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
     family = sorted(runs_of(runs, dataset, [name]), key=lambda r: r.width) if name else []
     fig1, fig4 = figure_of("f1_convergence", dataset), figure_of("f4_rate", dataset)
     if len(family) < 2 or kernel is None:
-        return [not_evaluated("practical_mean_kernel", THEOREM_1, TRAINED_AS_VAES,
-                              "the mean function follows the mean kernel", dataset, fig1,
-                              "needs a kernel run at two widths and its kernel file")]
+        return [not_evaluated(key, theorem, setting, text, dataset, figure_of(f, dataset),
+                              "needs a kernel run at two widths and its kernel file")
+                for key, theorem, setting, text, f in THEORY_CLAIMS if setting == TRAINED_AS_VAES]
     tol = settings["claims"]["slope_tolerance"]
     used, dropped = measures.trained_runs(family)
     used = used if len(used) >= 2 else family
@@ -309,7 +342,7 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
     _, drop = measures.per_seed_table(used, lambda r: 1 - measures.final(r.data["eval"]["noise_floor"]) /
                                       np.asarray(r.data["eval"]["noise_floor"], float)[:, 0])
     regime = regime_text(used)
-    return [
+    return noting_divergences(used, [
         measured_claim(
             "practical_mean_kernel", THEOREM_1, TRAINED_AS_VAES,
             f"with fresh noise the noise-averaged residual follows the mean-kernel prediction with SGD kicks, "
@@ -326,7 +359,16 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
             predicted="slope -1", tolerance=f"±{tol:g}", reason=slope_reason(widths, tol), regime=regime,
             prefix="slope ", detail="relative drop of the floor by the last step " +
                                     ", ".join(f"m = {w}: {d:+.3g}" for w, d in zip(widths, np.nanmean(drop, axis=0)))),
-    ]
+    ])
+
+
+def noting_divergences(runs, rows: list[Claim]) -> list[Claim]:
+    """`rows`, measured on `runs`, with the seeds that diverged (and were left out) named in their detail."""
+    note = divergence_note(runs)
+    for c in rows if note else ():
+        if c.verdict != NOT_EVALUATED:
+            c.detail = f"{c.detail}; {note}" if c.detail else note
+    return rows
 
 
 # ------------------------------------------------------------------ entry point
@@ -344,11 +386,13 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
     y = data_targets(data) if not missing else None
     out = []
     if family and kernel is not None:
-        out += theorem1_claims(family, name, kernel, y, dataset, settings)
+        # laziness_claims name the widths they leave out themselves (measures.left_out).
+        out += noting_divergences(family, theorem1_claims(family, name, kernel, y, dataset, settings))
         out += laziness_claims(family, name, kernel, dataset, settings, THEOREM_SETTING)
-        out += theorem2_claims(family, name, kernel, y, dataset, settings)
-        out += kl_ridge_claims(runs, family, kernel, y, dataset, settings)
-        out.append(min_width_claim(family, name, kernel, y, dataset, settings))
+        out += noting_divergences(family, theorem2_claims(family, name, kernel, y, dataset, settings))
+        kl_runs = runs_of(runs, dataset, (settings.get("theorem_runs") or {}).get("kl", []))
+        out += noting_divergences(family + kl_runs, kl_ridge_claims(runs, family, kernel, y, dataset, settings))
+        out += noting_divergences(family, [min_width_claim(family, name, kernel, y, dataset, settings)])
     else:
         why = "needs " + " and ".join(missing) if missing else \
             "no theorem-setting runs (config `theorems`) with recorded outputs"
@@ -363,6 +407,11 @@ def claims(runs, kernel_paths, dataset, settings, data_paths=()):
         family_l = runs_of(runs, dataset, [lazy])
         if family_l:
             out += laziness_claims(family_l, lazy, kernel, dataset, settings, TRAINED_AS_VAES)
+        else:
+            out.append(not_evaluated("weight_change_slope", LAZINESS, TRAINED_AS_VAES,
+                                     f"weight change vs width (run {lazy})", dataset,
+                                     figure_of("f2_laziness", dataset), "run missing"))
+            out += probe_rows_not_evaluated(lazy, dataset, TRAINED_AS_VAES, "run missing")
     return out
 
 
@@ -378,7 +427,11 @@ THEORY_CLAIMS = (
     ("lambda_min", LAZINESS, THEOREM_SETTING, "lambda_min(Theta_m(0)) -> lambda_min(Theta_inf)", "f4_rate"),
     ("t2_krr_slope", THEOREM_2, THEOREM_SETTING, "the converged network approaches KRR with the noise ridge", "f5_krr"),
     ("t2_not_ridgeless", THEOREM_2, THEOREM_SETTING, "the limit is not the ridgeless predictor", "f5_krr"),
+    ("t2_kl_drops_out", THEOREM_2, THEOREM_SETTING, "the KL adds no ridge where beta c eta t << 1", "f5_krr"),
+    ("t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING, "the KL ridge grows with training time where beta c eta T "
+     "is large", "f5_krr"),
     ("min_width", WIDTH, THEOREM_SETTING, "a finite width from which training follows Theta_inf", "f9_min_width"),
     ("practical_mean_kernel", THEOREM_1, TRAINED_AS_VAES, "the mean function follows the mean kernel",
      "f1_convergence"),
+    ("noise_floor_drift", THEOREM_1, TRAINED_AS_VAES, "the noise floor drifts like eta T / m", "f4_rate"),
 )

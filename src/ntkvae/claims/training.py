@@ -15,6 +15,14 @@ from ..results.runs import divergence_note, regime_text
 from .table import EXPERIMENTS, FAILS, TRAINED_AS_VAES, Claim, measured_claim, not_evaluated, runs_of
 
 
+def diverged_claim(key, statement, dataset, figure, run, predicted, tolerance) -> Claim:
+    """A convergence claim on a run with a recorded divergence: it fails, naming the seeds and steps."""
+    where = ", ".join(f"seed {s} at step {t}" for s, t in sorted(run.diverged.items(), key=lambda i: int(i[0])))
+    return Claim(key, EXPERIMENTS, TRAINED_AS_VAES, statement, dataset, figure, FAILS, f"diverged ({where})", predicted,
+                 tolerance, "a divergence is a failure to converge", regime_text([run]),
+                 f"m = {run.width}, lr {run.settings['learning_rate']:g} (recorded divergence)")
+
+
 def convergence_claims(runs, dataset, settings) -> list[Claim]:
     """The noise-averaged residual of the widest network decreases at every logged step (F1)."""
     out = []
@@ -27,12 +35,9 @@ def convergence_claims(runs, dataset, settings) -> list[Claim]:
                                      "run missing"))
             continue
         widest = group[-1]
-        if widest.diverged:   # as for the activations: a divergence is a failure to converge, and says so
-            where = ", ".join(f"seed {s} at step {t}" for s, t in sorted(widest.diverged.items(), key=lambda i: int(i[0])))
-            out.append(Claim("convergence", EXPERIMENTS, TRAINED_AS_VAES, statement, dataset, figure, FAILS,
-                             f"diverged ({where})", "every logged step decreases", "all seeds 100%",
-                             "a divergence is a failure to converge", regime_text([widest]),
-                             f"m = {widest.width}, lr {widest.settings['learning_rate']:g} (recorded divergence)"))
+        if widest.diverged:
+            out.append(diverged_claim("convergence", statement, dataset, figure, widest,
+                                      "every logged step decreases", "all seeds 100%"))
             continue
         curves = np.asarray(widest.data["eval"]["mean_function_mse"], float)
         fraction = np.where(measures.finite_seeds(widest), np.mean(np.diff(curves, axis=1) < 0, axis=1), np.nan)
@@ -119,6 +124,9 @@ def activation_claims(runs, dataset, settings) -> list[Claim]:
     for name in names:
         at = [r for r in sweep if r.run == name]
         if not at:
+            out.append(not_evaluated("activations", EXPERIMENTS, TRAINED_AS_VAES,
+                                     f"gradient descent converges with activation {name.removeprefix('act_')}",
+                                     dataset, figure, "run missing"))
             continue
         r = max(at, key=lambda r: r.width)
         activation = r.model["activation"]
@@ -126,10 +134,7 @@ def activation_claims(runs, dataset, settings) -> list[Claim]:
         curves = np.asarray(r.data["eval"]["mean_function_mse"], float)
         ratio = np.where(measures.finite_seeds(r), curves[:, -1] / curves[:, 0], np.nan)
         if r.diverged:
-            where = ", ".join(f"seed {s} at step {t}" for s, t in sorted(r.diverged.items()))
-            out.append(Claim("activations", EXPERIMENTS, TRAINED_AS_VAES, statement, dataset, figure, FAILS,
-                             f"diverged ({where})", "L(T)/L(0) < 1", "every seed", "a divergence is a failure to converge",
-                             regime_text([r]), f"m = {r.width}, lr {r.settings['learning_rate']:g} (recorded divergence)"))
+            out.append(diverged_claim("activations", statement, dataset, figure, r, "L(T)/L(0) < 1", "every seed"))
             continue
         out.append(measured_claim(
             "activations", EXPERIMENTS, TRAINED_AS_VAES, statement, dataset, figure, stats.seed_range(ratio),

@@ -1,16 +1,18 @@
 """F5, KRR connection: Theorem 2 in its setting, the ridge beta adds at finite width, and practice.
 
-Left, the theorem setting (noise fixed, Wsigma frozen, trained to convergence): the distance of
-each seed's noise-averaged output to its own KRR solution with the mean kernel and the noise
-ridge D (solid, fitted slope with its interval), and to the ridgeless kernel predictor (dashed),
-vs width: the limit is the ridge regression, not the interpolant. Middle: the ridge the KL term
-adds (the full-objective theorem runs, paired seed by seed with the beta = 0 run) relative to D,
-against beta c(m_z) eta t, the KL's cumulative pull; one line per run and width through its
-logged times (colour: the normalization c(m_z); marker: the width). Where the pull is small
-(shaded) beta drops out; where it is not, the ridge grows with training time, so the limits
-m -> inf and t -> inf do not commute. Right, as VAEs are trained (fresh noise): the beta sweep's
-distance to the mean-kernel predictor after the same number of steps (ridgeless, finite time),
-with Wsigma trained dash-dot; red crosses: recorded divergences.
+Top left, the theorem setting (noise fixed, Wsigma frozen, trained to convergence): the distance
+of each seed's noise-averaged output to its own KRR solution with the mean kernel and the noise
+ridge D (filled circles; thin line: the fitted power law, band: the 95% interval of its slope),
+and to the ridgeless kernel predictor (open squares), vs width: the limit is the ridge
+regression, not the interpolant. Top right: the ridge the KL term adds (the full-objective
+theorem runs, paired seed by seed with the beta = 0 run) relative to D, against
+beta c(m_z) eta t, the KL's cumulative pull; one line per run and width through its logged times
+(colour: the normalization c(m_z); marker: the width); dotted: a negligible ridge. Where the pull
+is small (shaded) beta drops out; where it is not, the ridge grows with training time, so the
+limits m -> inf and t -> inf do not commute. Bottom, as VAEs are trained (fresh noise): the beta
+sweep's distance to the mean-kernel predictor after the same number of steps (ridgeless, finite
+time), with Wsigma trained dash-dot (outside Theorem 2's assumptions). Red crosses: recorded
+divergences or runs left out, at the top where the mean is not finite.
 """
 
 from __future__ import annotations
@@ -31,26 +33,33 @@ WIDTH_MARKERS = ("o", "s", "^", "D", "v")
 def theorem_panel(ax, runs, kernel, y):
     converged = [r for r in runs if T.converged(r).all()]
     left = [r for r in runs if r not in converged]
-    for key, style_kw, label in (("krr", {"linestyle": "-"}, "KRR, mean kernel + noise ridge D"),
-                                 ("ridgeless", {"linestyle": "--"}, "ridgeless kernel predictor")):
-        if not converged:
-            break
-        widths, dist = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)[key])
+    if not converged:   # nothing to draw on a log axis: say why instead (the claims say it too)
+        style.empty(ax, f"theorem setting: no width converged within theorems.max_steps "
+                        f"(widths {', '.join(str(r.width) for r in left)} left out)")
+        return
+    if converged:
+        widths, dist = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)["krr"])
+        centre = measures.geometric_mean(dist)
+        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), color="tab:purple", marker="o", markersize=3,
+                    capsize=2, linestyle="none")
+        slope = style.fit_line(ax, widths, dist, "tab:purple", label=None)
+        ax.plot([], [], color="tab:purple", marker="o", markersize=3,
+                label=f"to KRR (mean kernel + noise ridge D)\nslope {slope.text('+.2f')}")
+        widths, dist = measures.per_seed_table(converged, lambda r: T.krr_distances(r, kernel, y)["ridgeless"])
         centre = measures.geometric_mean(dist)
         slope = stats.slope_estimate(widths, dist)
-        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), color="tab:purple", marker="o", markersize=3,
-                    capsize=2, label=f"{label}: slope {slope.text('+.2f')}", **style_kw)
+        ax.errorbar(widths, centre, yerr=style.spread(dist, centre), color="0.35", marker="s", mfc="none",
+                    markersize=3.5, capsize=2, label=f"to the ridgeless predictor\nslope {slope.text('+.2f')}")
+        style.fit_band_entry(ax)
     for r in left:
-        ax.plot([r.width], [1.0], **style.MARK_EXCLUDED)
-    if left:
-        ax.plot([], [], label="not converged (left out)", **style.MARK_EXCLUDED)
+        style.mark_excluded(ax, [r.width], label="not converged (left out)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     style.log_ticks(ax)
     ax.set_xlabel("hidden width m")
     ax.set_ylabel(r"$|\bar f_T - f^*| / |f^*|$ at convergence")
     n = runs[0].n if runs else "?"
-    ax.set_title(f"theorem setting (noise fixed, n = {n})")
+    ax.set_title(f"theorem setting (noise fixed, n = {n}): Theorem 2")
 
 
 def ridge_panel(ax, kl_runs, reference, kernel, y):
@@ -70,20 +79,19 @@ def ridge_panel(ax, kl_runs, reference, kernel, y):
                 label=f"c = {scaling}" if scaling not in drawn else None)
         drawn.add(scaling)
         if run.diverged:
-            ax.plot(added["drift"][-1:], [1e-4], **style.MARK_EXCLUDED)
+            style.mark_excluded(ax, added["drift"][-1:], label="diverged (recorded)")
     for w in widths:
         ax.plot([], [], color="0.4", marker=WIDTH_MARKERS[widths.index(w) % len(WIDTH_MARKERS)], linestyle="none",
                 markersize=3, label=f"m = {w}")
     ax.axvspan(ax.get_xlim()[0] if ax.has_data() else 1e-3, T.KL_DRIFT_SMALL, color="0.9", zorder=0,
                label=rf"$\beta c \eta t \leq {T.KL_DRIFT_SMALL:g}$: should drop out")
-    ax.axhline(T.KL_RIDGE_NEGLIGIBLE, color="black", linestyle="--", linewidth=1.0,
-               label=f"negligible ridge ({T.KL_RIDGE_NEGLIGIBLE:g} D)")
+    ax.axhline(T.KL_RIDGE_NEGLIGIBLE, label=f"negligible ridge ({T.KL_RIDGE_NEGLIGIBLE:g} D)", **style.THRESHOLD)
     ax.set_xscale("log")
     ax.set_yscale("log")
     style.log_ticks(ax)
     ax.set_xlabel(r"$\beta\, c(m_z)\, \eta\, t$")
     ax.set_ylabel("ridge added by the KL / D")
-    ax.set_title("theorem setting: what beta adds")
+    ax.set_title("theorem setting: the ridge beta adds")
 
 
 def practical_panel(ax, groups, kernel, y):
@@ -96,14 +104,12 @@ def practical_panel(ax, groups, kernel, y):
         centre = measures.geometric_mean(np.where(np.isfinite(dist), dist, np.nan))
         sigma = runs[0].settings["train_sigma"]
         color = "black" if sigma else cmap(0.85 * i / max(len(frozen) - 1, 1))
-        label = rf"$\beta$ = {runs[0].settings['beta']:g}" + (", Wsigma trained" if sigma else "")
+        label = rf"$\beta$ = {runs[0].settings['beta']:g}" + (", Wsigma trained\n(outside Theorem 2)" if sigma else "")
         ax.errorbar(widths, centre, yerr=style.spread(dist, centre), marker="o", markersize=3, capsize=2, color=color,
-                    linestyle="-." if sigma else "-", label=label)
+                    linestyle=style.LINESTYLES["outside assumptions"] if sigma else "-", label=label)
         for r in runs:
             if r.diverged:
-                ax.plot([r.width], [np.nanmax(centre) if np.isfinite(centre).any() else 1.0], **style.MARK_EXCLUDED)
-    if any(r.diverged for g in groups for r in g):
-        ax.plot([], [], label="a seed diverged (recorded)", **style.MARK_EXCLUDED)
+                style.mark_excluded(ax, [r.width], centre[widths == r.width], label="a seed diverged (recorded)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     style.log_ticks(ax)
@@ -125,7 +131,8 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
     kl = [r for r in runs if r.run in names.get("kl", []) and T.has_outputs(r)]
     theorem_names = {names.get("mse"), *names.get("kl", [])}
     practical = [g for name, g in by_run(runs).items() if name not in theorem_names]
-    fig, (ax_t, ax_r, ax_p) = plt.subplots(1, 3, figsize=(style.FULL_WIDTH_IN, 3.0))
+    fig, ((ax_t, ax_r), (ax_p, ax_legend)) = plt.subplots(2, 2, figsize=(style.FULL_WIDTH_IN, 6.2))
+    ax_legend.set_axis_off()   # the bottom panel's legend sits here, to its right
     if theorem:
         theorem_panel(ax_t, theorem, kernel, y)
     else:
@@ -138,9 +145,11 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
         practical_panel(ax_p, practical, kernel, y)
     else:
         style.empty(ax_p, "no beta sweep (figures.kl_betas)")
-    for ax in (ax_t, ax_r, ax_p):
+    for ax in (ax_t, ax_r):
         if ax.axison:
             style.legend_below(ax, ncol=1)
+    if ax_p.axison:
+        style.legend_right(ax_p)
     fig.suptitle(f"F5 KRR connection on {dataset or any_run.dataset} (mean over seeds, bars: min-max)")
     fig.tight_layout()
     style.save(fig, pdf, png, dpi)

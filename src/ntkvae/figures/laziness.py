@@ -2,14 +2,17 @@
 
 Claim tested: in the lazy regime ||W(T) - W(0)||_F stays O(1) in the width for every group
 (right: absolute change, flat), so the relative change ||W(T) - W(0)|| / ||W(0)|| falls like
-#weights^-1/2 (left: slope -1/2 for W1 and W4, -1 for Wmu and W3 when m_z = m; dotted: the
+#weights^-1/2 (left: slope -1/2 for W1 and W4, -1 for Wmu and W3 when m_z = m; dashed: the
 prediction through the fitted line's middle). One row per setting: the theorem runs (noise
 fixed, Wsigma frozen) and each run of `figures.laziness_runs` (as VAEs are trained). Points:
-mean over seeds with min-max bars; lines: the fit over the widths that trained; red crosses:
-widths left out of the fit (a seed diverged or the residual did not halve; docs/figures.md).
+mean over seeds with min-max bars; thin lines: the fit over the widths that trained, band: the
+95% interval of its slope; red crosses: widths left out of the fit (a seed diverged or the
+residual did not halve; docs/figures.md), at their value or, where it is not finite, at the top.
 """
 
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,21 +43,21 @@ def panel(ax, runs, absolute: bool):
         ax.errorbar(widths[keep], centre[keep], yerr=style.spread(values[:, keep], centre[keep]), fmt="o",
                     color=color, markersize=3, capsize=2)
         if (~keep).any():
-            ax.plot(widths[~keep], centre[~keep], **style.MARK_EXCLUDED)
+            style.mark_excluded(ax, widths[~keep], centre[~keep], label="left out: did not train")
         label = group
         if fit_runs:
             fw, fv = measures.weight_change_table(fit_runs, group, absolute)
-            slope = stats.slope_estimate(fw, fv)
+            slope = style.fit_line(ax, fw, fv, color, label=None)
             mid = np.exp(np.mean(np.log(fw)))
             level = np.exp(np.nanmean(np.log(measures.geometric_mean(fv))))
-            ax.plot(fw, level * (fw / mid) ** slope.value, color=color, linewidth=1.0)
             theory = 0.0 if absolute else predicted(fit_runs, group)
-            ax.plot(fw, level * (fw / mid) ** theory, color=color, linestyle=":", linewidth=1.0)
-            label = f"{group} {slope.text('+.2f')}, theory {theory:+.1f}"
+            ax.plot(fw, level * (fw / mid) ** theory, color=color, linestyle=style.LINESTYLES["prediction"],
+                    linewidth=1.0)
+            label = f"{group}: slope {slope.text('+.2f')}, theory {theory:+.1f}"
         ax.plot([], [], color=color, marker="o", markersize=3, label=label)
-    ax.plot([], [], color="0.3", linestyle=":", label="theory slope")
-    if dropped:
-        ax.plot([], [], label="left out: did not train", **style.MARK_EXCLUDED)
+    ax.plot([], [], color="0.3", linestyle=style.LINESTYLES["prediction"], label="theory slope")
+    if fit_runs:
+        style.fit_band_entry(ax)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     style.log_ticks(ax)
@@ -70,7 +73,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, settings=None, **_unused):
     theorem = (settings.get("theorem_runs") or {}).get("mse")
     order = ([theorem] if theorem in groups else []) + [n for n in settings.get("laziness_runs", groups) if n in groups
                                                       and n != theorem]
-    fig, axes = plt.subplots(len(order), 2, figsize=(style.FULL_WIDTH_IN, 3.6 * len(order)), squeeze=False)
+    fig, axes = plt.subplots(len(order), 2, figsize=(style.FULL_WIDTH_IN, 3.7 * len(order)), squeeze=False)
     for row, name in enumerate(order):
         family = sorted(groups[name], key=lambda r: r.width)
         setting = "theorem setting" if name == theorem else "as trained"
@@ -82,9 +85,9 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, settings=None, **_unused):
             panel(ax, family, absolute)
             ax.set_title(f"{name}, {setting}: {'absolute' if absolute else 'relative'}{note}")
             if ax.axison:
-                style.legend_below(ax, ncol=1, title=regime_text(family) if col == 0 else describe(family[0]),
-                                   title_fontsize=5.5)
+                title = regime_text(family) if col == 0 else describe(family[0])
+                style.legend_below(ax, ncol=1, title=textwrap.fill(title, 48), alignment="left")
     fig.suptitle(f"F2 laziness on {dataset or runs[0].dataset}: weight change at the last step vs width\n"
-                 "(mean over seeds, bars: min-max; lines: fitted slope with its 95% interval)")
+                 "(mean over seeds, bars: min-max; thin lines: fit, band: 95% interval of its slope)")
     fig.tight_layout()
     style.save(fig, pdf, png, dpi)

@@ -5,13 +5,16 @@ small n), each seed's residual r_m(t) is compared with its own linearized trajec
 r_lin(t) = (I - eta Theta / n)^t r_m(0) of the trained kernel; the gap sup_t |r_m - r_lin| / |r(0)|
 is taken over the whole trajectory to convergence. Dots: seeds; error bars: the 95% interval of
 the mean; line and band: the power law fitted per seed (mean, and the spread of the seeds' fits);
-dashed: the tolerance `figures.claims.gap_tolerance`. The minimum width is the smallest measured
-width from which every interval lies below the tolerance; where none does, the fit's crossing is
-marked as an extrapolation with its interval (never as a measurement). Same numbers as the
+dotted: the tolerance `figures.claims.gap_tolerance`. The minimum width is the smallest measured
+width from which every interval lies below the tolerance (green triangle on the tolerance line);
+where none does, the fit's crossing is marked as an extrapolation with its interval (red
+diamond with horizontal bars, never as a measurement), the fit drawn out to it. Same numbers as the
 min_width claim (ntkvae.results.measures.minimum_width_estimate).
 """
 
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,7 +32,7 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
     tolerance = settings.get("claims", {}).get("gap_tolerance", 0.1)
     name = (settings.get("theorem_runs") or {}).get("mse")
     runs = [r for r in load_runs(paths) if T.has_outputs(r) and (name is None or r.run == name)]
-    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.7))
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 3.0))
     if not runs:
         style.empty(ax, "no theorem-setting runs with recorded outputs (config `theorems`)")
         style.save(fig, pdf, png, dpi)
@@ -57,12 +60,13 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
         slope = stats.mean_interval(fits[:, 1])
         ax.plot(grid, np.exp(np.mean(np.log(curves), axis=0)), color="tab:blue", linewidth=1.0,
                 label=f"power-law fit, slope {slope.text('.2f')}")
-        ax.fill_between(grid, curves.min(axis=0), curves.max(axis=0), color="tab:blue", alpha=0.15, linewidth=0,
-                        label="fits of the single seeds")
-    ax.axhline(tolerance, **style.THEORY, label=f"tolerance {tolerance:g}")
+        band = ax.fill_between(grid, curves.min(axis=0), curves.max(axis=0), color="tab:blue", alpha=0.15,
+                               linewidth=0, label="band: fits of the single seeds")
+        band.set_gid(style.FIT_BAND_GID)
+    ax.axhline(tolerance, **style.THRESHOLD, label=f"tolerance {tolerance:g}")
     if found["measured"] is not None:
-        ax.axvline(found["measured"], color="tab:green", linestyle=":", linewidth=1.2,
-                   label=f"minimum width {found['measured']} (measured)")
+        ax.plot([found["measured"]], [tolerance], marker="v", color="tab:green", markersize=6, linestyle="none",
+                zorder=4, label=f"minimum width {found['measured']} (measured)")
     elif found["extrapolated"] is not None:
         e = found["extrapolated"]
         xerr = [[e.value - e.low], [e.high - e.value]] if np.isfinite(e.high) else None
@@ -74,6 +78,6 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, kernels=(), data=None, set
     ax.set_xlabel("hidden width m")
     ax.set_ylabel(r"$\sup_t\,|r_m(t) - r_{lin}(t)|\,/\,|r(0)|$")
     r0 = runs[0]
-    ax.set_title(f"F9 minimum width, {dataset or r0.dataset} (theorem setting, n = {r0.n})")
-    style.legend_below(ax, ncol=1, title=regime_text(runs), title_fontsize=5.5)
+    ax.set_title(f"F9 minimum width, {dataset or r0.dataset}\n(theorem setting, n = {r0.n})")
+    style.legend_below(ax, ncol=1, title=textwrap.fill(regime_text(runs), 52), alignment="left")
     style.save(fig, pdf, png, dpi)

@@ -39,8 +39,9 @@ def _layout(name: str) -> tuple | None:
 @dataclasses.dataclass
 class Run:
     """One training file, every seed. A seed recorded as diverged (on_divergence: record) may
-    hold NaN or a blown-up value from its divergence on (measures.finite_seeds leaves it out of
-    every fit); any other non-finite value is an input error, raised when the file is read."""
+    hold NaN or a blown-up value from its divergence on: the reader makes those NaN (figures draw
+    it up to its divergence) and measures.finite_seeds leaves it out of every fit; any other
+    non-finite value is an input error, raised when the file is read."""
 
     path: str
     dataset: str
@@ -122,8 +123,39 @@ def load_run(path) -> Run:
         per_seed = layout[name][0] == "seeds" if layout[name] else \
             name not in PER_RUN and np.shape(value)[:1] == (len(seeds),)
         io.check_finite(value, path, name, rows if per_seed else ())
+        if per_seed and rows:
+            _set(data, name, _blank_from_divergence(name, value, data, seeds, diverged))
     return Run(path=str(path), dataset=str(attrs["dataset"]), run=str(attrs["run"]), width=int(attrs["width"]),
                n=int(attrs["n"]), attrs=attrs, data=data)
+
+
+def _blank_from_divergence(name: str, value, data: dict, seeds: list[int], diverged: dict) -> np.ndarray:
+    """`value` with NaN where a seed had diverged: from its divergence step on along the step axis
+    of train/*, eval/*, weight_change*/* and outputs/*, the whole row for what is recorded at the
+    end of training (NTK at the end, reconstructions, samples); the NTK at initialization is kept.
+    A diverged seed's later values, NaN or finite but blown up, are then never drawn or averaged."""
+    value = np.asarray(value)
+    if not np.issubdtype(value.dtype, np.floating) or name.startswith("ntk/init/"):
+        return value
+    group = name.split("/")[0]
+    axis = {"train": "train", "eval": "eval", "weight_change": "eval", "weight_change_absolute": "eval",
+            "outputs": "outputs"}.get(group)
+    steps = np.asarray(data[axis]["step"]) if axis and "step" in data.get(axis, {}) else None
+    value = value.copy()
+    for seed, step in diverged.items():
+        row = seeds.index(int(seed))
+        if steps is not None and value.ndim >= 2 and value.shape[1] == steps.shape[0]:
+            value[row, steps >= int(step)] = np.nan
+        else:
+            value[row] = np.nan
+    return value
+
+
+def _set(tree: dict, name: str, value) -> None:
+    *parents, leaf = name.split("/")
+    for key in parents:
+        tree = tree[key]
+    tree[leaf] = value
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
