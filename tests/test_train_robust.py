@@ -133,10 +133,10 @@ def test_probes_are_computed_before_the_output_is_opened(tmp_path, digits_file, 
     stale = [tmp_path / ".w8.h5.tmp-999999", ckpt.parent / ".w8.npz.tmp-999999.npz", ckpt.parent / "w8.npz.tmp.npz"]
     for path in stale:
         path.write_bytes(b"partial")
-    from ntkvae import empirical_ntk, io
+    from ntkvae import io, training
 
     opened = {"now": False, "computed_inside": 0, "computed": 0}
-    real_atomic, real_theta = io.atomic_h5, empirical_ntk.theta_m
+    real_atomic, real_finals = io.atomic_h5, training.Trainer.final_outputs
 
     def atomic(*a, **k):
         cm = real_atomic(*a, **k)
@@ -152,18 +152,19 @@ def test_probes_are_computed_before_the_output_is_opened(tmp_path, digits_file, 
 
         return Wrapped()
 
-    def theta(*a, **k):
+    def finals(*a, **k):
         opened["computed_inside"] += opened["now"]
         opened["computed"] += 1
-        return real_theta(*a, **k)
+        return real_finals(*a, **k)
 
     monkeypatch.setattr(io, "atomic_h5", atomic)
-    monkeypatch.setattr(empirical_ntk, "theta_m", theta)   # what train.ntk_probes calls
+    # What the job calls for its probes (init and end), reconstructions and generation: one program.
+    monkeypatch.setattr(training.Trainer, "final_outputs", finals)
     settings = {"steps": 2, "seeds": [0], "log_every": 2, "eval_noise_samples": 2, "learning_rate": 0.2}
     code = train.main(["--data", str(digits_file), "--width", "8", "--run", "mse", "--model", '{"activation": "erf"}',
                        "--training", json.dumps(settings), "--probe", '{"probe_size": 4}',
                        "--checkpoint", str(ckpt), "--out", str(out)])
-    assert code == 0 and opened["computed"] == 2 and opened["computed_inside"] == 0   # init and end, one seed
+    assert code == 0 and opened["computed"] == 1 and opened["computed_inside"] == 0   # every lane, init and end
     with h5py.File(out) as f:
         assert f["ntk/init/total"].shape == (1, 4, 4)
     assert not any(p.exists() for p in stale)
