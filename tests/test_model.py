@@ -150,3 +150,39 @@ def test_mean_output_averages_noise():
     single = M.forward(params, x, M.sample_noise(jax.random.PRNGKey(3), 4, arch, 16), arch)["xhat"]
     # Two independent 2000-draw averages agree far better than single draws scatter (SE shrinks 45x).
     assert float(jnp.std(a - b)) < 0.2 * float(jnp.std(single - a))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_init_is_jax_random_normal_per_group_bit_for_bit(bias):
+    """init_params draws all groups in one fused hash (compile time); each group must still be
+    jax.random.normal(fold_in(key, i), shape), the draw the results were made with."""
+    arch = M.Architecture(bias=bias)
+    key = jax.random.PRNGKey(7)
+    got = jax.jit(lambda k: M.init_params(k, arch, 6, 5))(key)
+    shapes = sorted(M.param_shapes(arch, 6, 5).items())
+    for i, (name, shape) in enumerate(shapes):
+        expected = jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32)
+        assert np.array_equal(np.asarray(got[name]), np.asarray(expected)), name
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the rolled rule is JAX's CPU lowering")
+def test_unrolled_threefry_gives_the_rolled_bits():
+    """ntkvae.threefry lowers the hash unrolled on the CPU; JAX's rolled rule gives the same bits."""
+    from ntkvae import threefry
+
+    def draws(k):
+        return jax.random.normal(k, (3, 7)), M.standard_normal(k, (5, 4)), jax.random.split(k, 3)
+
+    key = jax.random.PRNGKey(3)
+    assert "while" not in jax.jit(draws).lower(key).as_text()
+    unrolled = jax.tree.map(np.asarray, jax.jit(draws)(key))
+    try:
+        threefry.use_rolled_on_cpu()
+        rolled_fn = jax.jit(lambda k: draws(k))   # a new function: lowered anew, with the rolled loop
+        assert "while" in rolled_fn.lower(key).as_text()
+        rolled = jax.tree.map(np.asarray, rolled_fn(key))
+    finally:
+        threefry._DONE.clear()
+        threefry.use_unrolled_on_cpu()
+    for a, b in zip(jax.tree.leaves(unrolled), jax.tree.leaves(rolled)):
+        assert np.array_equal(a, b)

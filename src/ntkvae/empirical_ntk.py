@@ -9,7 +9,6 @@ noise, the diagonal is one example with one noise draw).
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -67,8 +66,9 @@ def _structured_sample(params, x, eps, arch: M.Architecture, coords, cache):
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("arch", "samples"))
-def _theta_m_jit(params, x, arch, key, samples, coords):
+def theta_m_groups(params, x, arch, key, samples: int, coords):
+    """Per-group kernels averaged over `samples` noise draws, as a traceable function (`theta_m`
+    jits it; the training job folds it into its final program)."""
     sw = arch.weight_std
     dphi = jax.vmap(jax.vmap(jax.grad(arch.phi)))
     d = x.shape[1]
@@ -86,6 +86,9 @@ def _theta_m_jit(params, x, arch, key, samples, coords):
     zero = {g: jnp.zeros((x.shape[0], x.shape[0]), x.dtype) for g in arch.groups()}
     acc, _ = jax.lax.scan(body, zero, jax.random.split(key, samples))
     return jax.tree.map(lambda v: v / samples, acc)
+
+
+_theta_m_jit = jax.jit(theta_m_groups, static_argnames=("arch", "samples"))
 
 
 def theta_m(params, x, arch, width: int, key, samples: int, *, outputs: int | None = None) -> dict[str, np.ndarray]:

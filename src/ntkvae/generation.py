@@ -47,6 +47,18 @@ def _one_seed(params, key, x, arch, width, directions, values):
     return {"prior": prior, "traversal": traversal, "latent": latent}
 
 
+def generate_one(params, key, x, arch: M.Architecture, width: int) -> dict:
+    """Prior samples, traversals and latent statistics of one seed, as a traceable function
+    (the training job folds it into its final program); no `values`."""
+    directions = min(TRAVERSAL_DIRECTIONS, arch.latent_dim(width), x.shape[0])
+    return _one_seed(params, key, x, arch, width, directions, jnp.asarray(TRAVERSAL_VALUES, x.dtype))
+
+
+def generate_lanes(params, keys, x, arch: M.Architecture, width: int) -> dict:
+    """generate_one for stacked (over seeds) params and keys (vmapped)."""
+    return jax.vmap(lambda p, k: generate_one(p, k, x, arch, width))(params, keys)
+
+
 def generate(params, keys, x, arch: M.Architecture, width: int) -> dict:
     """Prior samples, traversals and latent statistics for stacked (over seeds) params.
 
@@ -54,9 +66,9 @@ def generate(params, keys, x, arch: M.Architecture, width: int) -> dict:
     Returns numpy arrays with a leading seed axis, plus the traversal grid `values`.
     """
     x = jnp.asarray(x, jnp.float32)
-    directions = min(TRAVERSAL_DIRECTIONS, arch.latent_dim(width), x.shape[0])
-    values = jnp.asarray(TRAVERSAL_VALUES, x.dtype)
-    fn = jax.jit(jax.vmap(lambda p, k: _one_seed(p, k, x, arch, width, directions, values)))
-    out = jax.tree.map(np.asarray, fn(params, keys))
+    out = jax.tree.map(np.asarray, _generate_jit(params, keys, x, arch, int(width)))
     out["values"] = np.asarray(TRAVERSAL_VALUES)
     return out
+
+
+_generate_jit = jax.jit(generate_lanes, static_argnums=(3, 4))

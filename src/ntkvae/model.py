@@ -26,7 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import groups as G
+from . import threefry
 from .groups import BIAS_GROUPS, WEIGHT_GROUPS  # noqa: F401  (the group names, defined in groups.py)
+
+threefry.use_unrolled_on_cpu()   # compile time: see threefry.py (same bits)
 
 ACTIVATIONS: dict[str, Callable] = {
     "erf": jax.scipy.special.erf,
@@ -70,12 +73,45 @@ def param_shapes(arch: Architecture, d: int, width: int) -> dict[str, tuple[int,
 
 
 def init_params(key: jax.Array, arch: Architecture, d: int, width: int, dtype=jnp.float32) -> dict:
-    """All parameters N(0, 1), one independent key per group (stable under adding groups)."""
-    shapes = param_shapes(arch, d, width)
-    return {
-        name: jax.random.normal(jax.random.fold_in(key, i), shape, dtype)
-        for i, (name, shape) in enumerate(sorted(shapes.items()))
-    }
+    """All parameters N(0, 1), one independent key per group (stable under adding groups):
+    group i (in name order) is jax.random.normal(fold_in(key, i), shape), bit for bit."""
+    shapes = dict(sorted(param_shapes(arch, d, width).items()))
+    keys = [jax.random.fold_in(key, i) for i in range(len(shapes))]
+    if jnp.dtype(dtype) == jnp.float32:
+        fused = _normal_per_key(keys, list(shapes.values()))
+        if fused is not None:
+            return dict(zip(shapes, fused))
+    return {name: jax.random.normal(k, shape, dtype) for k, (name, shape) in zip(keys, shapes.items())}
+
+
+def _normal_per_key(keys, shapes) -> list[jax.Array] | None:
+    """jax.random.normal(keys[i], shapes[i]) for every i, float32, as one threefry hash and one
+    normal map over all the draws' elements (compile time: one fused loop instead of one per
+    group, which XLA compiled in seconds each at tiny shapes). JAX's partitionable threefry
+    hashes element j of a draw as threefry(key, (hi, lo) words of j) and keeps the xor of the
+    two output words; the uniform-to-normal map is jax.random.normal's (as in standard_normal).
+    None where that scheme is not JAX's (jax_threefry_partitionable off, or a JAX without the
+    primitive): then the caller draws group by group. tests/test_model.py checks the bits."""
+    if not jax.config.jax_threefry_partitionable:
+        return None
+    try:
+        from jax._src.random.threefry2x32 import threefry2x32_p
+    except ImportError:
+        return None
+    sizes = [math.prod(shape) for shape in shapes]
+    if sum(sizes) >= 2**32:
+        return None
+    raw = [jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k for k in keys]
+    k1 = jnp.concatenate([jnp.full((size,), k[0], jnp.uint32) for k, size in zip(raw, sizes)])
+    k2 = jnp.concatenate([jnp.full((size,), k[1], jnp.uint32) for k, size in zip(raw, sizes)])
+    lo = jnp.concatenate([jax.lax.iota(jnp.uint32, size) for size in sizes])
+    bits1, bits2 = threefry2x32_p.bind(k1, k2, jnp.zeros_like(lo), lo)
+    bits = bits1 ^ bits2
+    unit = jax.lax.bitcast_convert_type((bits >> 9) | _ONE_BITS, jnp.float32) - 1.0    # [0, 1)
+    uniform = jnp.maximum(_LOW, unit * (1.0 - _LOW) + _LOW)                            # [-1, 1) without -1
+    normal = np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(uniform)
+    offsets = np.cumsum([0] + sizes)
+    return [normal[a:b].reshape(shape) for a, b, shape in zip(offsets[:-1], offsets[1:], shapes)]
 
 
 def _dense(params: Mapping, w: str, b: str, inputs: jax.Array, arch: Architecture) -> jax.Array:

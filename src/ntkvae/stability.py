@@ -18,13 +18,13 @@ beta_k |s_k| (the distance from theta to an eigenvalue of H) below `RELATIVE_TOL
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 from jax.flatten_util import ravel_pytree
 
 log = logging.getLogger("ntkvae.stability")
@@ -52,23 +52,22 @@ class TopEigenvalue:
 
 
 def _ritz_top(alphas: np.ndarray, betas: np.ndarray) -> tuple[float, float]:
-    """Largest eigenvalue of the Lanczos tridiagonal and its residual bound beta_k |s_k|."""
+    """Largest eigenvalue of the Lanczos tridiagonal and its residual bound beta_k |s_k|.
+
+    The tridiagonal is at most MAX_ITERATIONS wide: numpy's dense eigh (LAPACK syevd) costs
+    microseconds and spares every job the import of scipy.linalg."""
     k = len(alphas)
     if k == 1:
         return float(alphas[0]), float(abs(betas[0]))
-    values, vectors = scipy.linalg.eigh_tridiagonal(alphas, betas[: k - 1])
+    off = betas[: k - 1]
+    values, vectors = np.linalg.eigh(np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1))
     return float(values[-1]), float(abs(betas[k - 1] * vectors[-1, -1]))
 
 
-def lanczos_top(linear_operator: Callable, operands, v0: jax.Array, *, tolerance: float = RELATIVE_TOLERANCE,
-                max_iterations: int = MAX_ITERATIONS, chunk: int = CHUNK) -> TopEigenvalue:
-    """Largest eigenvalue of symmetric operators, one per row of v0 (seeds, P).
-
-    linear_operator(operands_row) returns the matrix-vector product of that row's operator
-    (a function P -> P); it is built once per chunk of `chunk` Lanczos steps inside one jit
-    (for a Hessian: the gradient linearized once, so the primal pass is shared by the
-    chunk's products). The operands are arguments, not closed over: a jitted closure would
-    make them constants, which XLA then folds at compile time (minutes at width 1024)."""
+@functools.lru_cache(maxsize=32)
+def _chunk_program(linear_operator: Callable, chunk: int, in_axes) -> Callable:
+    """The jitted chunk of `chunk` Lanczos steps for every row, one per operator: a second
+    call with the same operator (a second job member, a second check) reuses it."""
 
     def chunk_one(operands_row, v, v_prev, beta):
         matvec = linear_operator(operands_row)
@@ -85,10 +84,30 @@ def lanczos_top(linear_operator: Callable, operands, v0: jax.Array, *, tolerance
         (v, v_prev, beta), (alphas, betas) = jax.lax.scan(body, (v, v_prev, beta), None, length=chunk)
         return v, v_prev, beta, alphas, betas
 
-    run_chunk = jax.jit(jax.vmap(chunk_one))
+    return jax.jit(jax.vmap(chunk_one, in_axes=(in_axes, 0, 0, 0)))
+
+
+@jax.jit
+def _start(v0):
+    """The normalized start vectors, zero previous vectors and zero betas of every row."""
     v = v0 / jnp.linalg.norm(v0, axis=1, keepdims=True)
-    v_prev = jnp.zeros_like(v)
-    beta = jnp.zeros(v.shape[0], v.dtype)
+    return v, jnp.zeros_like(v), jnp.zeros(v.shape[0], v.dtype)
+
+
+def lanczos_top(linear_operator: Callable, operands, v0: jax.Array, *, tolerance: float = RELATIVE_TOLERANCE,
+                max_iterations: int = MAX_ITERATIONS, chunk: int = CHUNK, in_axes=0) -> TopEigenvalue:
+    """Largest eigenvalue of symmetric operators, one per row of v0 (seeds, P).
+
+    linear_operator(operands_row) returns the matrix-vector product of that row's operator
+    (a function P -> P); it is built once per chunk of `chunk` Lanczos steps inside one jit
+    (for a Hessian: the gradient linearized once, so the primal pass is shared by the
+    chunk's products). The operands are arguments, not closed over: a jitted closure would
+    make them constants, which XLA then folds at compile time (minutes at width 1024).
+    `in_axes` (vmap's) says which operands are stacked over rows (0) and which are shared
+    (None). The compiled chunk is kept per (linear_operator, chunk, in_axes): pass the same
+    function object to reuse it."""
+    run_chunk = _chunk_program(linear_operator, int(chunk), in_axes)
+    v, v_prev, beta = _start(v0)
     rows = v.shape[0]
     alphas, betas = np.zeros((rows, 0)), np.zeros((rows, 0))
     value, bound = np.zeros(rows), np.full(rows, np.inf)
@@ -110,26 +129,42 @@ def _first_breakdown(betas: np.ndarray) -> int:
     return int(zero[0]) + 1 if zero.size else len(betas)
 
 
+@functools.lru_cache(maxsize=32)
+def _hessian_operator(loss: Callable) -> Callable:
+    """The masked Hessian-vector product of `loss` at a row's point, as a linear_operator of
+    lanczos_top; one function object per loss, so that its compiled chunk is reused."""
+
+    def linear_operator(operands_row):
+        trained_row, context_row, mask_row = operands_row
+        point, unravel = ravel_pytree(trained_row)
+        grad_flat = jax.grad(lambda q: loss(unravel(q), context_row))
+        hvp = jax.linearize(grad_flat, point)[1]
+        return lambda v: mask_row * hvp(mask_row * v)
+
+    return linear_operator
+
+
+@jax.jit
+def _flat_start(trained, masks, keys):
+    """Per lane: the flattened mask and the masked Gaussian start vector."""
+    flat = jax.vmap(lambda t: ravel_pytree(t)[0])
+    points = flat(trained)
+    mask = flat(masks) if masks is not None else jnp.ones_like(points)
+    v0 = jax.vmap(lambda k: jax.random.normal(k, points.shape[1:], points.dtype))(keys) * mask
+    return mask, v0
+
+
 def hessian_lambda_max(loss: Callable, trained: dict, context, keys: jax.Array, masks: dict | None = None,
-                       **kwargs) -> TopEigenvalue:
+                       context_axes=0, **kwargs) -> TopEigenvalue:
     """lambda_max of the Hessian of loss(trained, context) in `trained`, per lane.
 
     `trained` (the parameters differentiated), `context` (anything else the loss needs: the
     frozen groups, the noise), `keys` (for the start vectors) and `masks` (1 where a lane
     trains a coordinate, 0 where it keeps it fixed; None: all 1) are stacked over lanes on
-    their leading axis; `loss` takes one lane's slices. A mask restricts the Hessian to the
-    coordinates the lane trains (the operator is M H M). Hessian-vector products are
-    forward-over-reverse: the jvp of jax.grad, linearized at theta_0."""
-    _, unravel = ravel_pytree(jax.tree.map(lambda a: a[0], trained))
-    flat = jax.vmap(lambda t: ravel_pytree(t)[0])
-    points = flat(trained)
-    mask = flat(masks) if masks is not None else jnp.ones_like(points)
-
-    def linear_operator(operands_row):
-        point, context_row, mask_row = operands_row
-        grad_flat = jax.grad(lambda q: loss(unravel(q), context_row))
-        hvp = jax.linearize(grad_flat, point)[1]
-        return lambda v: mask_row * hvp(mask_row * v)
-
-    v0 = jax.vmap(lambda k: jax.random.normal(k, points.shape[1:], points.dtype))(keys) * mask
-    return lanczos_top(linear_operator, (points, context, mask), v0, **kwargs)
+    their leading axis, except the parts of `context` that `context_axes` (vmap's in_axes)
+    marks None (shared by the lanes); `loss` takes one lane's slices. A mask restricts the
+    Hessian to the coordinates the lane trains (the operator is M H M). Hessian-vector
+    products are forward-over-reverse: the jvp of jax.grad, linearized at theta_0. The
+    compiled Lanczos chunk is kept per `loss` (pass the same function to reuse it)."""
+    mask, v0 = _flat_start(trained, masks, keys)
+    return lanczos_top(_hessian_operator(loss), (trained, context, mask), v0, in_axes=(0, context_axes, 0), **kwargs)

@@ -46,6 +46,7 @@ JAX's compiled programs across jobs (`ntkvae.jaxcache`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -65,7 +66,7 @@ from . import datasets, generation, io, jaxcache
 from . import model as M
 from .stability import RELATIVE_TOLERANCE
 from .training import (DIVERGENCE_FACTOR, DivergenceError, Progress, Settings, Trainer, batchable, convergence,
-                       first_divergence, log_points, seed_key)
+                       first_divergence, log_points)
 
 log = logging.getLogger("ntkvae.train")
 
@@ -83,6 +84,31 @@ SEEDLESS = ("examples_index", "train/step", "eval/step", "outputs/step", "recons
 
 class Preempted(SystemExit):
     pass
+
+
+class Phases:
+    """Wall and CPU seconds (all threads) per phase of a job, logged at its end: where a
+    job's time goes (compilation shows in the first chunk, evaluation and final outputs;
+    benchmarks/bench_job_overhead.py reads the line)."""
+
+    def __init__(self):
+        self.seconds: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            spent = self.seconds.setdefault(name, [0.0, 0.0])
+            spent[0] += time.perf_counter() - wall
+            spent[1] += time.process_time() - cpu
+
+    def line(self) -> str:
+        return ", ".join(f"{name} {wall:.2f}/{cpu:.2f}" for name, (wall, cpu) in self.seconds.items())
+
+
+PHASES = Phases()
 
 
 class UsageError(RuntimeError):
@@ -232,7 +258,8 @@ def train(args) -> None:
     resolve_settings(args)
     jaxcache.enable(args.compilation_cache)
     shared = args.members[0].settings
-    x_all, data_attrs = datasets.load_inputs(args.data)
+    with PHASES("data"):
+        x_all, data_attrs = datasets.load_inputs(args.data)
     if shared.examples is not None and shared.examples > x_all.shape[0]:
         raise UsageError(f"examples: {shared.examples} requested, but the data file {args.data} holds "
                          f"{x_all.shape[0]}")
@@ -300,14 +327,17 @@ def _train_locked(args, x, data_attrs, ckpt) -> None:
              sum(len(m.settings.seeds) for m in members), x.shape[0], x.shape[1], device.platform,
              device.device_kind)
 
-    trainer = Trainer(args.arch, args.width, [m.settings for m in members], x)
-    state = trainer.init_state()
-    stability = stability_check(args, trainer, state, data_attrs)
+    with PHASES("init"):
+        trainer = Trainer(args.arch, args.width, [m.settings for m in members], x)
+        state = trainer.init_state()
+    with PHASES("stability"):
+        stability = stability_check(args, trainer, state, data_attrs)
     digest = K.fingerprint(args.model_cfg, [dict(m.training_cfg, seeds=list(m.settings.seeds)) for m in members],
                            args.width, x)
     history = (K.load_checkpoint(ckpt, state, digest) if ckpt else None) or {"metrics": [], "evals": []}
     if not history["evals"]:
-        history["evals"].append(trainer.evaluate(state))
+        with PHASES("evaluations"):
+            history["evals"].append(trainer.evaluate(state))
 
     stop = {"signal": None}
 
@@ -338,7 +368,8 @@ def _train_locked(args, x, data_attrs, ckpt) -> None:
             continue
         if len(stopped) == len(members):
             break
-        metrics = trainer.run_chunk(state, end - start)
+        with PHASES("first chunk" if "first chunk" not in PHASES.seconds else "steps"):
+            metrics = trainer.run_chunk(state, end - start)
         history["metrics"].append(metrics)
         initial = history["metrics"][0][:, 0, 0]
         for pos, step, value in first_divergence(metrics, start, initial):
@@ -351,13 +382,15 @@ def _train_locked(args, x, data_attrs, ckpt) -> None:
                 if member.settings.on_divergence == "fail":
                     raise DivergenceError(msg + "; lower the learning rate, or set on_divergence: record")
                 log.warning("%s (recorded, on_divergence: record)", msg)
-        evals = trainer.evaluate(state)
+        with PHASES("evaluations"):
+            evals = trainer.evaluate(state)
         history["evals"].append(evals)
         newly = {i: s for i, s in _stopped(trainer, members, history, points).items() if i not in stopped}
         for i, step in newly.items():
             log.info("%s run %s converged at step %d (convergence_tolerance %g)", label, members[i].run, step,
                      members[i].settings.convergence_tolerance)
-            state["active"] = state["active"].at[trainer.member_lanes(i)].set(False)
+            state["active"] = np.array(state["active"])
+            state["active"][trainer.member_lanes(i)] = False
         stopped.update(newly)
         progress.update(state["step"], {"objective": float(np.nanmean(metrics[:, -1, 0])),
                                         "mean_fn_mse": float(np.nanmean(evals["mean_function_mse"]))},
@@ -376,20 +409,32 @@ def _train_locked(args, x, data_attrs, ckpt) -> None:
 
     # Everything is computed before any output is opened, so that each write (the window in
     # which a kill leaves a temporary) is short.
-    outputs = []
-    for i, member in enumerate(members):
-        lanes = trainer.member_lanes(i)
-        end = stopped.get(i, state["step"])
-        sliced = {k: (jax.tree.map(lambda a: a[lanes], v) if k not in ("step",) else v) for k, v in state.items()}
-        member_history = {"metrics": [np.concatenate(history["metrics"], axis=1)[lanes, :end]],
-                          "evals": [jax.tree.map(lambda a: a[lanes], e) for e in history["evals"]
-                                    [: points.index(end) + 1]]}
-        member_diverged = {int(np.flatnonzero(lanes == pos)[0]): d for pos, d in diverged.items() if pos in lanes}
-        view = MemberView(trainer, member.settings)
-        outputs.append((member.out, collect_output(args, member, view, dict(sliced, step=end), member_history,
-                                                   data_attrs, member_diverged, device, stability[i], points)))
-    for out, (attrs, arrays, group_attrs) in outputs:
-        write_output(out, attrs, arrays, group_attrs)
+    # The final outputs of every lane come from one compiled program (per job, not per member).
+    with PHASES("final outputs"):
+        probe, probe_attrs = probe_settings(args, trainer)
+        t0 = time.perf_counter()
+        finals = trainer.final_outputs(state, min(settings.reconstructions, trainer.n), probe)
+        log.info("reconstructions, generation%s in %.1f s", f" and empirical NTK probes (p={probe[0]})" if probe else "",
+                 time.perf_counter() - t0)
+    with PHASES("collect"):
+        host = {k: jax.tree.map(np.asarray, v) for k, v in state.items() if k != "step"}
+        all_metrics = np.concatenate(history["metrics"], axis=1)
+        outputs = []
+        for i, member in enumerate(members):
+            lanes = trainer.member_lanes(i)
+            end = stopped.get(i, state["step"])
+            sliced = {k: jax.tree.map(lambda a: a[lanes], v) for k, v in host.items()}
+            member_history = {"metrics": [all_metrics[lanes, :end]],
+                              "evals": [jax.tree.map(lambda a: a[lanes], e) for e in history["evals"]
+                                        [: points.index(end) + 1]]}
+            member_diverged = {int(np.flatnonzero(lanes == pos)[0]): d for pos, d in diverged.items() if pos in lanes}
+            member_finals = jax.tree.map(lambda a: a[lanes], finals)
+            outputs.append((member.out, collect_output(args, member, trainer, member.settings, dict(sliced, step=end),
+                                                       member_history, data_attrs, member_diverged, device,
+                                                       stability[i], points, member_finals, probe_attrs)))
+    with PHASES("write"):
+        for out, (attrs, arrays, group_attrs) in outputs:
+            write_output(out, attrs, arrays, group_attrs)
 
 
 def _stopped(trainer: Trainer, members, history, points) -> dict[int, int]:
@@ -407,21 +452,10 @@ def _stopped(trainer: Trainer, members, history, points) -> dict[int, int]:
     return out
 
 
-class MemberView:
-    """What collect_output needs of the trainer, for one member's lanes."""
-
-    def __init__(self, trainer: Trainer, settings: Settings):
-        self.trainer, self.settings = trainer, settings
-        self.arch, self.width, self.x, self.n, self.d, self.latent = (trainer.arch, trainer.width, trainer.x,
-                                                                      trainer.n, trainer.d, trainer.latent)
-
-    def reconstructions(self, state, count):
-        return self.trainer.reconstructions(state, count)
-
-
-def collect_output(args, member: Member, trainer, state, history, data_attrs, diverged, device, stability, points):
-    """One run's output: root attributes, datasets {path: array} and group attributes."""
-    settings = trainer.settings
+def collect_output(args, member: Member, trainer: Trainer, settings: Settings, state, history, data_attrs, diverged,
+                   device, stability, points, finals, probe_attrs):
+    """One run's output: root attributes, datasets {path: array} and group attributes, from
+    the member's slices of the state, history and final outputs (Trainer.final_outputs)."""
     metrics = np.concatenate(history["metrics"], axis=1)            # (seeds, steps, 3)
     evals = jax.tree.map(lambda *a: np.stack(a, axis=-1), *history["evals"])  # leaves (seeds, ..., points)
     eval_steps = np.asarray(points[: len(history["evals"])])
@@ -445,21 +479,18 @@ def collect_output(args, member: Member, trainer, state, history, data_attrs, di
         arrays["outputs/sampled"] = np.moveaxis(evals["outputs"]["sampled"], -1, 1).astype(np.float32)
         arrays["outputs/mean"] = np.moveaxis(evals["outputs"]["mean"], -1, 1).astype(np.float32)
         arrays["outputs/mean_mc_variance"] = evals["outputs"]["mean_mc_variance"]
-    count = min(settings.reconstructions, trainer.n)
-    if count:
-        recon = trainer.reconstructions(state, count)
-        arrays["reconstructions/index"] = np.arange(count)
+    if "reconstructions" in finals:
+        recon = finals["reconstructions"]
+        arrays["reconstructions/index"] = np.arange(recon["mean"].shape[1])
         arrays["reconstructions/mean"] = recon["mean"]
         arrays["reconstructions/sample"] = recon["sample"]
     # F8 and F6: prior samples, latent traversals and latent statistics (ntkvae.generation).
-    gen_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2**31 - 2))(state["eval_key"])
-    generated = generation.generate(state["params"], gen_keys, trainer.x, trainer.arch, trainer.width)
+    generated = dict(finals["generation"], values=np.asarray(generation.TRAVERSAL_VALUES))
     arrays.update({f"generation/{k}": np.asarray(v) for k, v in K.flatten(generated).items()})
     arrays.update(stability.get("datasets", {}))
     group_attrs = dict(stability.get("group_attrs", {}))
-    probes, probe_attrs = ntk_probes(args, trainer, state)
-    arrays.update(probes)
-    if probe_attrs:
+    if "ntk" in finals:
+        arrays.update(ntk_arrays(finals["ntk"]))
         group_attrs["ntk"] = probe_attrs
 
     cfg = {"dataset": data_attrs.get("dataset"), "run": member.run, "width": args.width, "model": args.model_cfg,
@@ -493,35 +524,37 @@ def write_output(out: pathlib.Path, attrs: dict, arrays: dict, group_attrs: dict
     log.info("wrote %s", out)
 
 
-def ntk_probes(args, trainer: Trainer, state) -> tuple[dict, dict]:
-    """Empirical stochastic NTK per group at init and at the end, on the first p examples (per seed).
-
-    Datasets ntk/probe_index (p,), ntk/init/<group> and ntk/final/<group> (seeds, p, p) float32;
-    the same noise draws (a fixed key per seed) at init and at the end, so the difference is
-    the kernel's drift, not Monte-Carlo noise. See docs/theory.md, "Data layout".
-    """
-    from . import empirical_ntk as kernels  # local: only the probes need Theta_m (defined in empirical_ntk.py)
+def probe_settings(args, trainer: Trainer) -> tuple[tuple[int, int, int] | None, dict]:
+    """The empirical NTK probes' (size, noise samples, output coordinates), None when off, and
+    the attributes of the files' ntk group."""
+    from . import empirical_ntk  # output_coordinates: the coordinates Theta_m averages over
 
     probe = getattr(args, "probe_cfg", {}) or {}
     size = min(int(probe.get("probe_size", 32)), trainer.n)
     if size <= 0:
-        return {}, {}
+        return None, {}
     samples, outputs = int(probe.get("probe_noise_samples", 4)), int(probe.get("probe_outputs", 8))
-    xs = trainer.x[:size]
-    arrays = {"ntk/probe_index": np.arange(size)}
     attrs = {"noise_samples": samples,
-             "output_coordinates": json.dumps(kernels.output_coordinates(trainer.d, outputs).tolist())}
-    t0 = time.perf_counter()
-    for stage, key in (("init", "params0"), ("final", "params")):
-        per_seed = []
-        for pos, seed in enumerate(trainer.settings.seeds):
-            params = jax.tree.map(lambda a: a[pos], state[key])
-            per_seed.append(kernels.theta_m(params, xs, trainer.arch, trainer.width, seed_key(seed, "probe"), samples,
-                                            outputs=outputs))
-        for group in per_seed[0]:
-            arrays[f"ntk/{stage}/{group}"] = np.stack([k[group] for k in per_seed]).astype(np.float32)
-    log.info("empirical NTK probes (p=%d) in %.1f s", size, time.perf_counter() - t0)
-    return arrays, attrs
+             "output_coordinates": json.dumps(empirical_ntk.output_coordinates(trainer.d, outputs).tolist())}
+    return (size, samples, outputs), attrs
+
+
+def ntk_arrays(ntk: dict) -> dict:
+    """Empirical stochastic NTK per group at init and at the end, on the first p examples (per seed).
+
+    Datasets ntk/probe_index (p,), ntk/init/<group> and ntk/final/<group> (seeds, p, p) float32
+    (and ntk/<stage>/total, their sum); the same noise draws (a fixed key per seed) at init and
+    at the end, so the difference is the kernel's drift, not Monte-Carlo noise. See
+    docs/theory.md, "Data layout"."""
+    arrays = {}
+    for stage in ("init", "final"):
+        groups = {g: np.asarray(v) for g, v in ntk[stage].items()}
+        size = next(iter(groups.values())).shape[-1]
+        arrays["ntk/probe_index"] = np.arange(size)
+        total = sum(groups.values())            # per lane, the sum empirical_ntk.theta_m takes
+        for group, value in {**groups, "total": total}.items():
+            arrays[f"ntk/{stage}/{group}"] = value.astype(np.float32)
+    return arrays
 
 
 def main(argv=None) -> int:
@@ -547,6 +580,7 @@ def main(argv=None) -> int:
         log.warning("stopped after checkpoint; rerun the same command to resume")
         return stopped.code
     log.info("done in %.1f s", time.perf_counter() - t0)
+    log.info("phases (wall/CPU s): %s", PHASES.line())
     return 0
 
 

@@ -11,6 +11,7 @@ checkpoint draws exactly the same noise as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -20,7 +21,6 @@ from typing import Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from . import model as M
 from . import config as C
@@ -142,6 +142,247 @@ def lanes_batched() -> bool:
     return jax.default_backend() != "cpu"
 
 
+@dataclasses.dataclass(frozen=True)
+class ProgramSpec:
+    """Everything that shapes a Trainer's compiled programs besides the shapes of its arrays.
+
+    The programs are built once per spec (`programs`) and take the data, the per-lane numbers
+    and the keys as arguments: the Trainers of one process with equal specs share them (a
+    second Trainer, or a second stability check, compiles nothing), and so, through JAX's
+    persistent compilation cache, do the jobs of a workflow with equal shapes."""
+
+    arch: M.Architecture
+    width: int
+    noise: str
+    optimizer: str
+    eval_noise_samples: int
+    record_outputs: bool
+    trained_groups: tuple[str, ...]
+    masked_groups: tuple[str, ...]
+    batched: bool
+
+
+@functools.lru_cache(maxsize=16)
+def programs(spec: ProgramSpec) -> "Programs":
+    """The (lazily compiled) programs of a spec, one set per process."""
+    return Programs(spec)
+
+
+def _adam():
+    import optax  # only Adam runs need it (its import is a few tenths of a second of every job)
+
+    return optax.scale_by_adam()      # optax.adam = this, then a step of -learning_rate
+
+
+# A step number that no evaluation uses: the key of the final reconstructions (and, with
+# 2**31 - 2, of the generation figure's prior samples).
+RECONSTRUCTION_STEP = 2**31 - 1
+GENERATION_STEP = 2**31 - 2
+
+
+class Programs:
+    """The pure functions of one ProgramSpec and their jitted forms: init, training chunk,
+    evaluation, stability loss and the final outputs (reconstructions, generation, NTK probes).
+    Nothing here closes over data: x is an argument of every program."""
+
+    def __init__(self, spec: ProgramSpec):
+        self.spec = spec
+        self.arch, self.width = spec.arch, spec.width
+        self.adam = _adam() if spec.optimizer == "adam" else None
+        self._chunks: dict[int, Callable] = {}
+        self._finals: dict[tuple, Callable] = {}
+        self.init = jax.jit(self._init_one, static_argnums=1)
+        self.stack = jax.jit(self._stack)
+        self.evaluate = jax.jit(jax.vmap(self.evaluate_one, in_axes=(0, 0, 0, 0, 0, None, None)))
+        self.stream_keys = jax.jit(lambda seeds, stream: jax.vmap(lambda s: seed_key(s, stream))(seeds),
+                                   static_argnums=1)
+        self.stability_masks = jax.jit(self._stability_masks)
+
+    # ------------------------------------------------------------------ state
+
+    def _init_one(self, seed, d):
+        """Parameters and keys of one seed (one program for every seed and lane count)."""
+        k_init, k_noise, k_eval = seed_keys(seed)
+        return M.init_params(k_init, self.arch, d, self.width), k_noise, k_eval
+
+    def _stack(self, lanes):
+        """The lanes' parameters and keys stacked, with the optimizer state of the trained groups."""
+        params, noise_key, eval_key = jax.tree.map(lambda *a: jnp.stack(a), *lanes)
+        trained = {g: params[g] for g in self.spec.trained_groups}
+        opt_state = jax.vmap(self.adam.init)(trained) if self.adam else ()
+        return params, noise_key, eval_key, opt_state
+
+    def init_lanes(self, seeds, d):
+        """Stacked (over lanes) parameters, keys and optimizer state of the lanes' seeds."""
+        return self.stack([self.init(np.int32(seed), d) for seed in seeds])
+
+    # ------------------------------------------------------------------ training
+
+    def loss(self, params, x, eps, weight):
+        """The objective (mse + weight * KL) and its parts, from one lane's parameters."""
+        out = M.forward(params, x, eps, self.arch)
+        mse = objectives.reconstruction_loss(out["xhat"], x)
+        kl = jnp.mean(objectives.kl_divergence(out["mu"], out["logvar"]))
+        return mse + weight * kl, (mse, kl, out)
+
+    def training_noise(self, noise_key, step, n):
+        """The training noise of a step (see Trainer.training_noise)."""
+        noise_step = step if self.spec.noise == "fresh" else 0
+        return M.sample_noise(jax.random.fold_in(noise_key, noise_step), n, self.arch, self.width)
+
+    def lane_step(self, trained, frozen, opt_state, lane, x, step):
+        """One step of one lane. Only the trained groups are differentiated; the update is
+        one fused pass per group (p - lr * g, or Adam's direction)."""
+        eps = self.training_noise(lane["noise_key"], step, x.shape[0])
+
+        def loss(tr):
+            total, (mse, kl, _) = self.loss({**tr, **frozen}, x, eps, lane["kl_weight"])
+            return total, (mse, kl)
+
+        (total, (mse, kl)), grads = jax.value_and_grad(loss, has_aux=True)(trained)
+        if self.adam:
+            direction, opt_state = self.adam.update(grads, opt_state)
+        else:
+            direction = grads
+        # A lane whose run converged (active false) steps by 0: p - 0 * g is p, bit for bit (a
+        # scalar choice, not a select over the parameters, so the update stays one pass).
+        lr = jnp.where(lane["active"], lane["learning_rate"], 0.0)
+        new = {}
+        for g, p in trained.items():
+            moved = p - lr * direction[g]
+            # A lane that freezes a masked group keeps it exactly (also where g is not finite).
+            new[g] = jnp.where(lane["sigma"], moved, p) if g in self.spec.masked_groups else moved
+        return new, opt_state, jnp.stack([total, mse, kl])
+
+    def chunk(self, length: int) -> Callable:
+        """The jitted chunk of `length` steps for every lane (one program per length)."""
+        if length not in self._chunks:
+            def lane_chunk(trained, frozen, opt_state, lane, x, start):
+                def body(carry, step):
+                    tr, os_ = carry
+                    tr, os_, metrics = self.lane_step(tr, frozen, os_, lane, x, step)
+                    return (tr, os_), metrics
+
+                (trained, opt_state), metrics = jax.lax.scan(body, (trained, opt_state), start + jnp.arange(length))
+                return trained, opt_state, metrics                       # metrics (length, 3)
+
+            def chunk(trained, frozen, opt_state, lanes, x, start):
+                if self.spec.batched:
+                    return jax.vmap(lane_chunk, in_axes=(0, 0, 0, 0, None, None))(trained, frozen, opt_state, lanes,
+                                                                                  x, start)
+                return jax.lax.map(lambda a: lane_chunk(*a, x, start), (trained, frozen, opt_state, lanes))
+
+            self._chunks[length] = jax.jit(chunk, donate_argnums=(0, 2))
+        return self._chunks[length]
+
+    # ------------------------------------------------------------------ stability
+
+    def stability_loss(self, trained_one, context):
+        """The objective of one lane at theta_0 with its step-0 training noise, in its trained
+        groups (the loss whose Hessian `ntkvae.stability` measures)."""
+        frozen_one, noise_key, weight, x = context
+        eps = self.training_noise(noise_key, 0, x.shape[0])
+        return self.loss({**trained_one, **frozen_one}, x, eps, weight)[0]
+
+    def _stability_masks(self, trained, sigma):
+        """1 where a lane trains a coordinate; a masked group only in the lanes that train it."""
+        return {g: jnp.broadcast_to(jnp.where(sigma, 1.0, 0.0).reshape((-1,) + (1,) * (v.ndim - 1)), v.shape)
+                if g in self.spec.masked_groups else jnp.ones_like(v) for g, v in trained.items()}
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate_one(self, params, params0, noise_key, eval_key, weight, step, x):
+        """Metrics of one lane at one logged step: noise-averaged over k evaluation draws, and
+        the training objective with the training noise of that step."""
+        n = x.shape[0]
+        _, mu, s = M.encode(params, x, self.arch)
+        sd = jnp.exp(0.5 * s)
+        key = jax.random.fold_in(eval_key, step)
+        record = self.spec.record_outputs
+
+        def draw(carry, k):
+            total, mse_sum, shifted, shifted_sq = carry
+            eps = M.sample_noise(k, n, self.arch, self.width)
+            xhat = M.decode(params, mu + sd * eps, self.arch)
+            if record:  # sums of xhat - xhat_0 (shifted by the first draw against cancellation)
+                shifted, shifted_sq = shifted + (xhat - first), shifted_sq + (xhat - first) ** 2
+            return (total + xhat, mse_sum + objectives.reconstruction_loss(xhat, x), shifted, shifted_sq), None
+
+        k = self.spec.eval_noise_samples
+        keys = jax.random.split(key, k)
+        first = M.decode(params, mu + sd * M.sample_noise(keys[0], n, self.arch, self.width), self.arch)
+        zero = (jnp.zeros_like(x), jnp.zeros((), x.dtype), jnp.zeros_like(x), jnp.zeros_like(x))
+        (total, mse_sum, shifted, shifted_sq), _ = jax.lax.scan(draw, zero, keys)
+        # expected MSE = mean-function residual + noise floor (the variance of xhat over noise).
+        # The residual of the k-draw average overestimates the first term by floor / k; both
+        # parts are corrected to be unbiased (sample variance with k - 1), and still sum to
+        # the unbiased expected MSE.
+        expected = mse_sum / k
+        residual_k = objectives.reconstruction_loss(total / k, x)
+        floor = (expected - residual_k) * k / (k - 1)
+        kl = jnp.mean(objectives.kl_divergence(mu, s))
+        change = {g: jnp.linalg.norm(params[g] - params0[g]) for g in params}
+        relative = {g: change[g] / jnp.linalg.norm(params0[g]) for g in params}
+        # The training objective at this step's parameters with this step's training noise
+        # (noise fixed: the deterministic objective that the convergence test reads).
+        objective, (_, _, out) = self.loss(params, x, self.training_noise(noise_key, step, n), weight)
+        result = {"mean_function_mse": expected - floor, "expected_mse": expected, "noise_floor": floor,
+                  "kl": kl, "objective": objective, "weight_change": relative, "weight_change_absolute": change}
+        if record:
+            # Per entry, the sample variance over the k draws, divided by k: the variance of the
+            # k-draw mean. Its sum debiases squared distances: E||mean - g||^2 = ||f_bar - g||^2 + it.
+            variance = (shifted_sq - shifted**2 / k) / (k - 1)
+            result["outputs"] = {"sampled": out["xhat"], "mean": total / k, "mean_mc_variance": jnp.sum(variance) / k}
+        return result
+
+    # ------------------------------------------------------------------ final outputs
+
+    def finals(self, count: int, probe: tuple[int, int, int] | None) -> Callable:
+        """One jitted program for everything a job computes once at the end, for every lane:
+        `count` reconstructions, the generation figure's samples and latent statistics, and
+        (probe = (size, noise samples, output coordinates)) the empirical NTK at init and at
+        the end. Its arguments: params, params0, eval_key, probe_key (stacked over lanes), x."""
+        if (count, probe) not in self._finals:
+            from . import empirical_ntk, generation  # local: only the end of a job needs them
+
+            def reconstructions(params, eval_key, x):
+                xs = x[:count]
+                key = jax.random.fold_in(eval_key, RECONSTRUCTION_STEP)
+                mean = M.mean_output(params, xs, key, self.arch, self.width, self.spec.eval_noise_samples)
+                eps = M.sample_noise(jax.random.fold_in(key, 1), count, self.arch, self.width)
+                return {"mean": mean, "sample": M.forward(params, xs, eps, self.arch)["xhat"]}
+
+            def over_lanes(fn, *stacked):
+                # Vmapped on a GPU; on a CPU one lane after another (unbatched products, as
+                # in the training chunk), so that a lane's outputs do not depend on its job.
+                if self.spec.batched:
+                    return jax.vmap(fn)(*stacked)
+                return jax.lax.map(lambda a: fn(*a), stacked)
+
+            def final(params, params0, eval_key, probe_key, x):
+                out = {}
+                if count:
+                    out["reconstructions"] = over_lanes(lambda p, k: reconstructions(p, k, x), params, eval_key)
+                gen_keys = jax.vmap(lambda k: jax.random.fold_in(k, GENERATION_STEP))(eval_key)
+                out["generation"] = over_lanes(lambda p, k: generation.generate_one(p, k, x, self.arch, self.width),
+                                               params, gen_keys)
+                if probe:
+                    size, samples, outputs = probe
+                    xs = x[:size]
+                    coords = jnp.asarray(empirical_ntk.output_coordinates(x.shape[1], outputs))
+                    # Init and end as one batch of 2 x lanes: one copy of the kernel's code.
+                    both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), params0, params)
+                    kernels = over_lanes(lambda p, k: empirical_ntk.theta_m_groups(p, xs, self.arch, k, samples, coords),
+                                         both, jnp.concatenate([probe_key, probe_key]))
+                    lanes = probe_key.shape[0]
+                    out["ntk"] = {"init": jax.tree.map(lambda a: a[:lanes], kernels),
+                                  "final": jax.tree.map(lambda a: a[lanes:], kernels)}
+                return out
+
+            self._finals[(count, probe)] = jax.jit(final)
+        return self._finals[(count, probe)]
+
+
 class Trainer:
     """Compiled step, chunk and evaluation functions for one (architecture, width, data) and
     one or more members: runs that share every setting but those in PER_MEMBER.
@@ -160,23 +401,23 @@ class Trainer:
         self.latent = arch.latent_dim(width)
         self.lanes = [(i, seed) for i, member in enumerate(self.members) for seed in member.seeds]
         lane_settings = [self.members[i] for i, _ in self.lanes]
-        self.learning_rate = jnp.asarray([s.learning_rate for s in lane_settings], jnp.float32)
-        self.kl_weight = jnp.asarray([kl_weight(s, self.latent) for s in lane_settings], jnp.float32)
+        self.seeds = np.asarray([seed for _, seed in self.lanes], np.int32)
+        self.learning_rate = np.asarray([s.learning_rate for s in lane_settings], np.float32)
+        self.kl_weight = np.asarray([kl_weight(s, self.latent) for s in lane_settings], np.float32)
         groups = M.param_shapes(arch, self.d, 1)
         # Differentiated groups: those some lane trains. A variance group trained by some
         # lanes only is masked (its update applied where the lane trains it).
         self.trained_groups = tuple(g for g in groups if any(s.trained(g) for s in lane_settings))
         self.masked_groups = tuple(g for g in self.trained_groups if not all(s.trained(g) for s in lane_settings))
-        self.sigma_mask = jnp.asarray([s.train_sigma for s in lane_settings])
-        if self.settings.optimizer == "sgd":
-            self.adam = None
-        elif self.settings.optimizer == "adam":
-            self.adam = optax.scale_by_adam()      # optax.adam = this, then a step of -learning_rate
-        else:
+        self.sigma_mask = np.asarray([s.train_sigma for s in lane_settings])
+        if self.settings.optimizer not in ("sgd", "adam"):
             raise ValueError(f"unknown optimizer {self.settings.optimizer!r}")
         self.batched = lanes_batched()
-        self._chunks: dict[int, Callable] = {}
-        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, 0, 0, 0, 0, None)))
+        self.programs = programs(ProgramSpec(
+            arch=arch, width=self.width, noise=self.settings.noise, optimizer=self.settings.optimizer,
+            eval_noise_samples=int(self.settings.eval_noise_samples), record_outputs=bool(self.settings.record_outputs),
+            trained_groups=self.trained_groups, masked_groups=self.masked_groups, batched=self.batched))
+        self.adam = self.programs.adam
 
     def member_lanes(self, member: int) -> np.ndarray:
         """Positions of a member's lanes on the leading axis."""
@@ -185,92 +426,37 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def init_state(self) -> dict:
-        """Stacked (over lanes) parameters, optimizer state and keys at step 0."""
-        per_lane = []
-        for _, seed in self.lanes:
-            k_init, k_noise, k_eval = seed_keys(seed)
-            params = M.init_params(k_init, self.arch, self.d, self.width)
-            per_lane.append({"params": params, "noise_key": k_noise, "eval_key": k_eval})
-        stacked = jax.tree.map(lambda *a: jnp.stack(a), *per_lane)
-        trained = {g: stacked["params"][g] for g in self.trained_groups}
-        opt_state = jax.vmap(self.adam.init)(trained) if self.adam else ()
+        """Stacked (over lanes) parameters, optimizer state and keys at step 0 (one program)."""
+        params, noise_key, eval_key, opt_state = self.programs.init_lanes(self.seeds, self.d)
         # params0 is a copy: the chunk function donates (reuses) the buffers of params.
-        params0 = jax.tree.map(jnp.copy, stacked["params"])
-        return {"params": stacked["params"], "params0": params0, "opt_state": opt_state,
-                "noise_key": stacked["noise_key"], "eval_key": stacked["eval_key"],
-                "active": jnp.ones(len(self.lanes), bool), "step": 0}
+        params0 = jax.tree.map(jnp.copy, params)
+        return {"params": params, "params0": params0, "opt_state": opt_state, "noise_key": noise_key,
+                "eval_key": eval_key, "active": np.ones(len(self.lanes), bool), "step": 0}
 
     # ------------------------------------------------------------------ training
 
     def _loss(self, params, eps, weight):
         """The objective (mse + weight * KL) and its parts, from one lane's parameters."""
-        out = M.forward(params, self.x, eps, self.arch)
-        mse = objectives.reconstruction_loss(out["xhat"], self.x)
-        kl = jnp.mean(objectives.kl_divergence(out["mu"], out["logvar"]))
-        return mse + weight * kl, (mse, kl, out)
+        return self.programs.loss(params, self.x, eps, weight)
 
     def training_noise(self, noise_key, step):
         """The training noise of a step: fresh, a new draw per example at every step (a
         stochastic objective); fixed, one draw per example for the whole run (the network is
         then a deterministic function of (x_i, eps_i), the setting of Theorem 1's zero-loss
         limit and of the KRR ridge)."""
-        noise_step = step if self.settings.noise == "fresh" else 0
-        return M.sample_noise(jax.random.fold_in(noise_key, noise_step), self.n, self.arch, self.width)
-
-    def _lane_step(self, trained, frozen, opt_state, lane, step):
-        """One step of one lane. Only the trained groups are differentiated; the update is
-        one fused pass per group (p - lr * g, or Adam's direction)."""
-        eps = self.training_noise(lane["noise_key"], step)
-
-        def loss(tr):
-            total, (mse, kl, _) = self._loss({**tr, **frozen}, eps, lane["kl_weight"])
-            return total, (mse, kl)
-
-        (total, (mse, kl)), grads = jax.value_and_grad(loss, has_aux=True)(trained)
-        if self.adam:
-            direction, opt_state = self.adam.update(grads, opt_state)
-        else:
-            direction = grads
-        # A lane whose run converged (active false) steps by 0: p - 0 * g is p, bit for bit (a
-        # scalar choice, not a select over the parameters, so the update stays one pass).
-        lr = jnp.where(lane["active"], lane["learning_rate"], 0.0)
-        new = {}
-        for g, p in trained.items():
-            moved = p - lr * direction[g]
-            # A lane that freezes a masked group keeps it exactly (also where g is not finite).
-            new[g] = jnp.where(lane["sigma"], moved, p) if g in self.masked_groups else moved
-        return new, opt_state, jnp.stack([total, mse, kl])
+        return self.programs.training_noise(noise_key, step, self.n)
 
     def _lane_arrays(self, state: dict) -> dict:
         return {"noise_key": state["noise_key"], "learning_rate": self.learning_rate, "kl_weight": self.kl_weight,
                 "sigma": self.sigma_mask, "active": state["active"]}
 
-    def _chunk_fn(self, length: int) -> Callable:
-        if length not in self._chunks:
-            def lane_chunk(trained, frozen, opt_state, lane, start):
-                def body(carry, step):
-                    tr, os_ = carry
-                    tr, os_, metrics = self._lane_step(tr, frozen, os_, lane, step)
-                    return (tr, os_), metrics
-
-                (trained, opt_state), metrics = jax.lax.scan(body, (trained, opt_state), start + jnp.arange(length))
-                return trained, opt_state, metrics                       # metrics (length, 3)
-
-            def chunk(trained, frozen, opt_state, lanes, start):
-                if self.batched:
-                    return jax.vmap(lane_chunk, in_axes=(0, 0, 0, 0, None))(trained, frozen, opt_state, lanes, start)
-                return jax.lax.map(lambda a: lane_chunk(*a, start), (trained, frozen, opt_state, lanes))
-
-            self._chunks[length] = jax.jit(chunk, donate_argnums=(0, 2))
-        return self._chunks[length]
-
     def run_chunk(self, state: dict, length: int) -> np.ndarray:
         """Advance `state` by `length` steps in place; returns per-step metrics (lanes, length, 3)."""
-        fn = self._chunk_fn(length)
+        fn = self.programs.chunk(length)
         trained = {g: state["params"][g] for g in self.trained_groups}
         frozen = {g: v for g, v in state["params"].items() if g not in self.trained_groups}
         trained, state["opt_state"], metrics = fn(trained, frozen, state["opt_state"], self._lane_arrays(state),
-                                                  jnp.int32(state["step"]))
+                                                  self.x, np.int32(state["step"]))
         state["params"] = {g: trained.get(g, state["params"][g]) for g in state["params"]}
         state["step"] += length
         return np.asarray(metrics)
@@ -282,81 +468,36 @@ class Trainer:
         params = state["params0"]
         trained = {g: params[g] for g in self.trained_groups}
         frozen = {g: v for g, v in params.items() if g not in self.trained_groups}
-        eps = jax.vmap(lambda k: self.training_noise(k, 0))(state["noise_key"])
-        keys = jnp.stack([seed_key(seed, "stability") for _, seed in self.lanes])
-        masks = {g: jnp.broadcast_to(jnp.where(self.sigma_mask, 1.0, 0.0).reshape((-1,) + (1,) * (v.ndim - 1)),
-                                     v.shape) if g in self.masked_groups else jnp.ones_like(v)
-                 for g, v in trained.items()}
-
-        def loss(trained_one, context):
-            frozen_one, eps_one, weight = context
-            return self._loss({**trained_one, **frozen_one}, eps_one, weight)[0]
-
-        return stability.hessian_lambda_max(loss, trained, (frozen, eps, self.kl_weight), keys, masks=masks,
-                                            **lanczos)
+        keys = self.programs.stream_keys(self.seeds, "stability")
+        masks = self.programs.stability_masks(trained, self.sigma_mask)
+        context = (frozen, state["noise_key"], self.kl_weight, self.x)
+        # The context's last entry, x, is shared by the lanes (not stacked).
+        return stability.hessian_lambda_max(self.programs.stability_loss, trained, context, keys, masks=masks,
+                                            context_axes=(0, 0, 0, None), **lanczos)
 
     # ------------------------------------------------------------------ evaluation
 
     def _evaluate_one(self, params, params0, noise_key, eval_key, weight, step):
-        """Metrics of one lane at one logged step: noise-averaged over k evaluation draws, and
-        the training objective with the training noise of that step."""
-        _, mu, s = M.encode(params, self.x, self.arch)
-        sd = jnp.exp(0.5 * s)
-        key = jax.random.fold_in(eval_key, step)
-        record = self.settings.record_outputs
-
-        def draw(carry, k):
-            total, mse_sum, shifted, shifted_sq = carry
-            eps = M.sample_noise(k, self.n, self.arch, self.width)
-            xhat = M.decode(params, mu + sd * eps, self.arch)
-            if record:  # sums of xhat - xhat_0 (shifted by the first draw against cancellation)
-                shifted, shifted_sq = shifted + (xhat - first), shifted_sq + (xhat - first) ** 2
-            return (total + xhat, mse_sum + objectives.reconstruction_loss(xhat, self.x), shifted, shifted_sq), None
-
-        k = self.settings.eval_noise_samples
-        keys = jax.random.split(key, k)
-        first = M.decode(params, mu + sd * M.sample_noise(keys[0], self.n, self.arch, self.width), self.arch)
-        zero = (jnp.zeros_like(self.x), jnp.zeros((), self.x.dtype), jnp.zeros_like(self.x), jnp.zeros_like(self.x))
-        (total, mse_sum, shifted, shifted_sq), _ = jax.lax.scan(draw, zero, keys)
-        # expected MSE = mean-function residual + noise floor (the variance of xhat over noise).
-        # The residual of the k-draw average overestimates the first term by floor / k; both
-        # parts are corrected to be unbiased (sample variance with k - 1), and still sum to
-        # the unbiased expected MSE.
-        expected = mse_sum / k
-        residual_k = objectives.reconstruction_loss(total / k, self.x)
-        floor = (expected - residual_k) * k / (k - 1)
-        kl = jnp.mean(objectives.kl_divergence(mu, s))
-        change = {g: jnp.linalg.norm(params[g] - params0[g]) for g in params}
-        relative = {g: change[g] / jnp.linalg.norm(params0[g]) for g in params}
-        # The training objective at this step's parameters with this step's training noise
-        # (noise fixed: the deterministic objective that the convergence test reads).
-        objective, (_, _, out) = self._loss(params, self.training_noise(noise_key, step), weight)
-        result = {"mean_function_mse": expected - floor, "expected_mse": expected, "noise_floor": floor,
-                  "kl": kl, "objective": objective, "weight_change": relative, "weight_change_absolute": change}
-        if record:
-            # Per entry, the sample variance over the k draws, divided by k: the variance of the
-            # k-draw mean. Its sum debiases squared distances: E||mean - g||^2 = ||f_bar - g||^2 + it.
-            variance = (shifted_sq - shifted**2 / k) / (k - 1)
-            result["outputs"] = {"sampled": out["xhat"], "mean": total / k, "mean_mc_variance": jnp.sum(variance) / k}
-        return result
+        return self.programs.evaluate_one(params, params0, noise_key, eval_key, weight, step, self.x)
 
     def evaluate(self, state: dict) -> dict:
-        out = self._evaluate(state["params"], state["params0"], state["noise_key"], state["eval_key"],
-                             self.kl_weight, jnp.int32(state["step"]))
+        out = self.programs.evaluate(state["params"], state["params0"], state["noise_key"], state["eval_key"],
+                                     self.kl_weight, np.int32(state["step"]), self.x)
+        return jax.tree.map(np.asarray, out)
+
+    def final_outputs(self, state: dict, reconstructions: int, probe: tuple[int, int, int] | None) -> dict:
+        """Reconstructions of the first `reconstructions` examples, the generation figure's
+        arrays (`ntkvae.generation`) and, with probe = (size, noise samples, outputs), the
+        empirical NTK per group at init and at the end ("ntk": {"init"|"final": {group: ...}}),
+        for every lane, from one compiled program; numpy arrays with a leading lane axis."""
+        fn = self.programs.finals(int(reconstructions), tuple(int(v) for v in probe) if probe else None)
+        probe_key = self.programs.stream_keys(self.seeds, "probe")
+        out = fn(state["params"], state["params0"], state["eval_key"], probe_key, self.x)
         return jax.tree.map(np.asarray, out)
 
     def reconstructions(self, state: dict, count: int) -> dict:
         """Noise-averaged and single-draw reconstructions of the first `count` examples, per lane."""
-        xs = self.x[:count]
-
-        def one(params, eval_key):
-            key = jax.random.fold_in(eval_key, 2**31 - 1)  # a step number no evaluation uses
-            mean = M.mean_output(params, xs, key, self.arch, self.width, self.settings.eval_noise_samples)
-            eps = M.sample_noise(jax.random.fold_in(key, 1), count, self.arch, self.width)
-            return {"mean": mean, "sample": M.forward(params, xs, eps, self.arch)["xhat"]}
-
-        out = jax.jit(jax.vmap(one))(state["params"], state["eval_key"])
-        return jax.tree.map(np.asarray, out)
+        return self.final_outputs(state, count, None)["reconstructions"]
 
 
 def first_divergence(metrics: np.ndarray, start: int, initial: np.ndarray) -> list[tuple[int, int, float]]:
