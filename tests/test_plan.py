@@ -34,8 +34,17 @@ def small_training(**overrides) -> P.Training:
 
 def xla_flops(fn, *args) -> float:
     """XLA's own count of a compiled function's FLOPs (every dot and elementwise op; a scan's
-    body is counted once, so the scans below have length 1)."""
-    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    body is counted once, so the scans below have length 1). Lowered with JAX's rolled threefry
+    (a loop XLA does not count): the plan counts floating-point work, and XLA would count each of
+    the unrolled hash's integer operations (ntkvae.threefry) as one (+8 % at width 512)."""
+    from ntkvae import threefry
+
+    try:
+        threefry.use_rolled_on_cpu()
+        cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    finally:
+        threefry._DONE.clear()
+        threefry.use_unrolled_on_cpu()
     return float((cost[0] if isinstance(cost, list) else cost)["flops"])
 
 

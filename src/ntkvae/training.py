@@ -446,6 +446,10 @@ class Trainer:
         limit and of the KRR ridge)."""
         return self.programs.training_noise(noise_key, step, self.n)
 
+    def _lane_step(self, trained, frozen, opt_state, lane, step):
+        """One step of one lane (Programs.lane_step on this trainer's data)."""
+        return self.programs.lane_step(trained, frozen, opt_state, lane, self.x, step)
+
     def _lane_arrays(self, state: dict) -> dict:
         return {"noise_key": state["noise_key"], "learning_rate": self.learning_rate, "kl_weight": self.kl_weight,
                 "sigma": self.sigma_mask, "active": state["active"]}
