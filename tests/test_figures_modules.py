@@ -14,7 +14,8 @@ from synthetic_runs import write_dataset, write_run
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "ntkvae"
 PLOTTING = sorted((SRC / "figures").glob("*.py")) + [SRC / "plot.py"] + sorted((SRC / "claims").glob("*.py")) + sorted((SRC / "results").glob("*.py"))
 ALLOWED_TOP = {"numpy", "matplotlib", "h5py", "__future__", "argparse", "dataclasses", "importlib", "json", "math",
-               "logging", "os", "pathlib", "sys", "textwrap", "typing"}
+               "logging", "os", "pathlib", "sys", "textwrap", "typing",
+               "html", "re"}   # the standard library's, for claims.html (claims/table.py)
 # The numpy-only theory modules (spectrum, dynamics, krr, regime) are shared with the kernel jobs, so
 # a figure and the job compute a prediction with the same function; paths: the result-path names;
 # planning: the FIGURES table of the plot dispatch; groups: the parameter-group names; config: the
