@@ -15,6 +15,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Tests that run a CLI in-process (train.main sets XLA_PYTHON_CLIENT_PREALLOCATE, as a job
+    should) must not hand their environment to the subprocesses of later tests."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def root() -> pathlib.Path:
     return ROOT
