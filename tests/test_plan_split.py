@@ -44,7 +44,8 @@ def limit_mb() -> float:
 
 
 def limit_option(mb: float) -> list[str]:
-    return ["--config", f"compute={{accelerator: cpu, memory_limit_mb: {round(mb)}}}"]
+    # two decimals: one and two seeds of these tiny jobs differ by well under 1 MB
+    return ["--config", f"compute={{accelerator: cpu, memory_limit_mb: {mb:.2f}}}"]
 
 
 def test_dry_run_shows_the_split(tmp_path):
