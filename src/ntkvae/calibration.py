@@ -230,10 +230,10 @@ def measure_jobs(kinds=JOB_KINDS, per_example: bool = True) -> tuple[dict, dict]
                              tmp)
         kernel = tmp / "erf.h5"
         jobs["kernel"] = _run([py, "-m", "ntkvae.compute_kernels", "kernel", "--data", str(data), "--model",
-                               json.dumps(model), "--kernels", json.dumps(dict(probe, ridges=[0.1])),
+                               json.dumps(model), "--kernels", json.dumps(probe),
                                "--out", str(kernel)], tmp)
         prediction = tmp / "prediction.h5"
-        jobs["predict"] = _run([py, "-m", "ntkvae.compute_kernels", "predict", "--data", str(data), "--kernel",
+        jobs["predict"] = _run([py, "-m", "ntkvae.predict", "--data", str(data), "--kernel",
                                 str(kernel), "--training", json.dumps(training), "--run", "mse",
                                 "--out", str(prediction)], tmp)
         jobs["figure"] = _run([py, "-m", "ntkvae.plot", "convergence", "--inputs", str(out), "--kernels",
