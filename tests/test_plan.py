@@ -135,7 +135,7 @@ def test_unknown_dataset_dimension_is_named():
 
 
 def summary_jobs(configfile) -> set[tuple[str, str]]:
-    """(rule, output) of every job `snakemake --summary` lists (PNG and TSV companions dropped)."""
+    """(rule, output) of every job `snakemake --summary` lists (PNG, TSV and HTML companions dropped)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -144,7 +144,7 @@ def summary_jobs(configfile) -> set[tuple[str, str]]:
                              timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [line.split("\t") for line in out.stdout.splitlines()[1:]]
-    return {(r[2], r[0]) for r in rows if len(r) > 2 and not r[0].endswith((".png", ".tsv"))}
+    return {(r[2], r[0]) for r in rows if len(r) > 2 and not r[0].endswith((".png", ".tsv", ".html"))}
 
 
 @pytest.mark.parametrize("configfile", ["tests/configs/tiny.yaml", "config.yaml", "configs/paper.yaml"])
