@@ -50,7 +50,10 @@ F32, F64 = 4, 8
 # twice the products of a forward and backward pass), the gradient is linearized once per
 # chunk of CHUNK products; the iteration stops when converged to 1 %, at most 160 products.
 # STABILITY_ITERATIONS is the count the plan assumes (stated; the job logs its own count).
-STABILITY_ITERATIONS = 40
+# 48: the count the m = 4096 jobs logged on 2026-12-01 (24 at m <= 256), the widest widths being
+# where the check's cost matters; at 40 the plan put tests/configs/plan.yaml's sprites/wide/w4096
+# at 149 CPU-s against 308 measured (254 of them in the check, load 5-9).
+STABILITY_ITERATIONS = 48
 STABILITY_CHUNK = 8
 
 
