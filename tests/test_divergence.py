@@ -111,6 +111,18 @@ def beta_runs(tmp_path):
             for b in (1, 3, 10) for w in (16, 64)]
 
 
+def toy_data_and_kernel(tmp_path, n):
+    """The toy dataset and its kernel file at their result paths: (data, kernel, y, Theta)."""
+    data, kernel = place(tmp_path, paths.DATA.format(dataset="toy")), place(tmp_path, paths.KERNEL.format(
+        dataset="toy", activation="erf"))
+    write_dataset(data, n=n)
+    with h5py.File(data) as f:
+        y = f["x"][()]
+    theta = spd_kernel(n)
+    write_kernel(kernel, theta)
+    return data, kernel, y, theta
+
+
 @pytest.fixture
 def diverged_world(tmp_path):
     return build_diverged_world(tmp_path)
@@ -120,12 +132,7 @@ def build_diverged_world(tmp_path, blow_up=None):
     """Every figure's inputs, with the mse run diverged entirely at its widest width and in one seed
     at the other widths, one beta run and one activation run diverged entirely."""
     n = 16
-    data, kernel = place(tmp_path, paths.DATA.format(dataset="toy")), place(tmp_path, paths.KERNEL.format(
-        dataset="toy", activation="erf"))
-    write_dataset(data, n=n)
-    y = h5py.File(data)["x"][()]
-    theta = spd_kernel(n)
-    write_kernel(kernel, theta)
+    data, kernel, y, theta = toy_data_and_kernel(tmp_path, n)
     mse = [add_theory_data(write_run(tmp_path / f"mse{w}.h5", run="mse", width=w, n=n), theta, y) for w in (64, 256, 1024)]
     record_divergence(mse[2], {0: 10, 1: 20}, blow_up)
     record_divergence(mse[0], {1: 30}, blow_up)
@@ -287,12 +294,7 @@ def test_malformed_training_file_is_one_line(tmp_path, caplog, edit, expected):
 def theory_world(tmp_path):
     """A dataset, its kernel file, a prediction file and probed runs that follow the theory."""
     n = 16
-    data, kernel = place(tmp_path, paths.DATA.format(dataset="toy")), place(tmp_path, paths.KERNEL.format(
-        dataset="toy", activation="erf"))
-    write_dataset(data, n=n)
-    y = h5py.File(data)["x"][()]
-    theta = spd_kernel(n)
-    write_kernel(kernel, theta)
+    data, kernel, y, theta = toy_data_and_kernel(tmp_path, n)
     mse = [add_theory_data(write_run(tmp_path / f"mse{w}.h5", run="mse", width=w, n=n), theta, y) for w in (64, 256)]
     prediction = place(tmp_path, paths.PREDICTION.format(dataset="toy", run="mse"))
     with h5py.File(prediction, "w") as f:   # the layout of `python -m ntkvae.predict` (what the readers need)
