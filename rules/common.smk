@@ -138,7 +138,7 @@ def batch_command(batch):
         first = batch.runs[0]
         members = " ".join(f"--run {run} --training {quoted_json(run_settings(config, run))} --out {out}"
                            for run, out in zip(batch.runs, output))
-        scratch = paths.TRAIN_BATCH_CHECKPOINT.pattern.replace("{batch}", batch.rule).format(**wildcards)
+        scratch = batch_pattern(paths.TRAIN_BATCH_CHECKPOINT, batch).format(**wildcards)
         return (f"python -m ntkvae.train --data {input.data} "
                 f"--width {wildcards.width} --model {quoted_json(run_model(config, first))} {members} "
                 f"--checkpoint {scratch} --probe {probe_json()}{compilation_cache_option()}")

@@ -49,6 +49,7 @@ rule train_part:
         training=train_settings_json,
         checkpoint=paths.TRAIN_PART_CHECKPOINT.pattern,
         probe=probe_json,
+        cache=compilation_cache_option(),
     threads: 2
     resources:
         mem_mb=planned("train_part", "mem_mb"),
@@ -59,7 +60,7 @@ rule train_part:
     shell:
         "python -m ntkvae.train --seeds {params.seeds} --data {input.data} --width {wildcards.width} "
         "--run {wildcards.run} --model {params.model} --training {params.training} "
-        "--checkpoint {params.checkpoint} --probe {params.probe} --out {output.part} > {log} 2>&1"
+        "--checkpoint {params.checkpoint} --probe {params.probe}{params.cache} --out {output.part} > {log} 2>&1"
 
 
 # Batched training (compute.batch_runs): the runs that differ only in per-lane numbers train in
