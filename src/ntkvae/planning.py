@@ -230,18 +230,20 @@ def training_batches(config: Config, split: Split | None = None) -> list[Trainin
     batch keys (two or more) form one job, or the groups `split(dataset, runs, width)` makes
     of them (ntkvae.plan.training_batches: groups that fit the device); a group batched alike
     at several widths is one rule. Empty when compute.batch_runs is false. Runs sorted by
-    name, so that lanes and rule names do not depend on the config's key order. The rules and the plan both take their
-    batches from ntkvae.plan.training_batches, so that they agree."""
+    name, so that lanes and rule names do not depend on the config's key order. The rules
+    and the plan both take their batches from ntkvae.plan.training_batches, so that they agree."""
     if not config.get("compute", {}).get("batch_runs", True):
         return []
     found: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-    widths = sorted({w for run in run_names(config) for w in run_widths(config, run)})
+    runs_by_name = sorted(run_names(config))      # by name: the same from any dict order
+    keys = {run: _batch_key(config, run) for run in runs_by_name}
+    widths = sorted({w for run in runs_by_name for w in run_widths(config, run)})
     for dataset in dataset_names(config):
         for width in widths:
             groups: dict[str, list[str]] = {}
-            for run in sorted(run_names(config)):   # by name: the same from any dict order
+            for run in runs_by_name:
                 if width in run_widths(config, run):
-                    groups.setdefault(_batch_key(config, run), []).append(run)
+                    groups.setdefault(keys[run], []).append(run)
             for runs in groups.values():
                 for part in (split(dataset, tuple(runs), width) if split else [tuple(runs)]):
                     if len(part) > 1:
@@ -273,9 +275,8 @@ def kernel_files(config: Config, dataset: str, runs, theory: bool = True) -> lis
     runs on one dataset (rules/kernels.smk); none without the kernel rules (theory False)."""
     if not theory:
         return []
-    activations = sorted({run_activation(config, run) for run in runs})
-    kernels = [paths.KERNEL.format(dataset=dataset, activation=a) for a in activations]
-    return [*kernels, *(paths.PREDICTION.format(dataset=dataset, run=run) for run in runs)]
+    return [*kernel_only(config, dataset, runs, theory),
+            *(paths.PREDICTION.format(dataset=dataset, run=run) for run in runs)]
 
 
 def kernel_only(config: Config, dataset: str, runs, theory: bool = True) -> list[str]:
