@@ -812,6 +812,7 @@ class Plan:
     calibration: Calibration
     jobs: list[JobPlan]
     precision: str = "tf32"     # of the GPU times' matrix products (matmul_precision)
+    batches: list = dataclasses.field(default_factory=list)   # planning.TrainingBatch, cut to fit the device
 
 
 def plan_config(config: Mapping, *, calibration: Calibration | None = None, accelerator: str | None = None,
@@ -854,7 +855,7 @@ def plan_config(config: Mapping, *, calibration: Calibration | None = None, acce
             planned.append(_merge_plan(spec, cfg, ds, parts, cal))
         else:
             planned.append(_other_plan(spec, cfg, datasets, cal))
-    return Plan(cfg, device, cal, planned, precision)
+    return Plan(cfg, device, cal, planned, precision, batches)
 
 
 def _fitting_batches(cfg: Mapping, device: Device, cal: Calibration) -> list["planning.TrainingBatch"]:
@@ -866,8 +867,7 @@ def _fitting_batches(cfg: Mapping, device: Device, cal: Calibration) -> list["pl
 
 def training_batches(config: Mapping) -> list["planning.TrainingBatch"]:
     """The batched training jobs of the workflow's config, as its plan has them (rules/train.smk)."""
-    plan = plan_for_workflow(config)
-    return _fitting_batches(plan.config, plan.device, plan.calibration)
+    return plan_for_workflow(config).batches
 
 
 def _train_plan(spec, cfg, ds, seeds, device: Device, cal: Calibration, card: Gpu, precision: str) -> JobPlan:
