@@ -81,6 +81,12 @@ def mean_output(params, x, arch, width, draws=256):
 @pytest.mark.slow
 def test_trained_network_approaches_krr_and_kl_vanishes():
     n, d, lr, steps = 12, 6, 1.0, 80
+    # beta such that the KL's cumulative pull beta c(m_z) eta T (docs/theory.md 5) is about 1 or
+    # less under inv_sqrt_width at these widths (1.8 / 0.9 / 0.44), the regime in which its
+    # effect is linear in it and falls like m^-1/2. At beta = 1 (7.1 / 3.5 / 1.8) the pull
+    # saturates at the small widths and the distance fell by only 1.7-2.7x over three
+    # initializations: that tests the theorem outside its setting.
+    beta = 0.25
     x = normalized_inputs(n, d, seed=8)
     xj = jnp.asarray(x, jnp.float32)
     cfg = {"activation": "erf"}
@@ -97,11 +103,11 @@ def test_trained_network_approaches_krr_and_kl_vanishes():
         eps = M.sample_noise(jax.random.PRNGKey(width + 1), n, arch, width)
         f0 = np.asarray(M.forward(params, xj, eps, arch)["xhat"], np.float64)
         f0_bar = mean_output(params, xj, arch, width)
-        target = krr.network_limit(bar, krr.derived_ridge("inv_sqrt_width", 1.0, "fixed", ridge), x, f0, f0_bar)
+        target = krr.network_limit(bar, krr.derived_ridge("inv_sqrt_width", beta, "fixed", ridge), x, f0, f0_bar)
         trained = {}
         for run in to_krr:
             kind, c = ("mse", "inv_sqrt_width") if run == "mse" else ("vae", run)
-            p = train_fixed_noise(params, xj, eps, arch, kind, 1.0, c, lr, steps)
+            p = train_fixed_noise(params, xj, eps, arch, kind, beta, c, lr, steps)
             trained[run] = mean_output(p, xj, arch, width)
             to_krr[run].append(np.linalg.norm(trained[run] - target) / np.linalg.norm(x))
         for c in objectives.KL_SCALINGS:
@@ -109,12 +115,13 @@ def test_trained_network_approaches_krr_and_kl_vanishes():
     to_krr = {c: np.asarray(v) for c, v in to_krr.items()}
     kl_effect = {c: np.asarray(v) for c, v in kl_effect.items()}
     # Lazy normalizations (and plain mse): the distance to the derived KRR solution falls with
-    # width, like m^-1/2 (a factor 4 over 16x in width; we ask for 2). Measured at 256/1024/4096:
-    # mse 0.059/0.046/0.021, inv_width 0.059/0.044/0.020, inv_sqrt_width 0.27/0.13/0.085 (its
-    # KL term is beta O(1)/sqrt(m_z), about 0.1 at 2048), c = 1: 0.62/0.52/0.61.
+    # width, like m^-1/2 (a factor 4 over 16x in width; we ask for 2, below the seeds' spread).
+    # Measured at 128/512/2048 over initializations PRNGKey(width + 0/1000/2000) (2026-12-01):
+    # mse 0.09-0.12 / 0.05-0.06 / 0.027-0.029 (factor 3.3-4.4), inv_sqrt_width
+    # 0.12-0.15 / 0.08-0.12 / 0.038-0.052 (factor 2.6-3.8).
     for c in ("mse", "inv_sqrt_width", "inv_width"):
         assert to_krr[c][-1] < 0.5 * to_krr[c][0], (c, to_krr[c])
-        assert to_krr[c][-1] < (0.15 if c == "inv_sqrt_width" else 0.1), (c, to_krr[c])
+        assert to_krr[c][-1] < 0.1, (c, to_krr[c])
     # The KL's effect on the trained network vanishes: like beta / sqrt(m_z) and beta / m_z.
     assert kl_effect["inv_sqrt_width"][-1] < 0.5 * kl_effect["inv_sqrt_width"][0], kl_effect
     assert kl_effect["inv_width"][-1] < 0.01, kl_effect

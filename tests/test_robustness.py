@@ -85,7 +85,7 @@ def test_probe_size_zero_works_through_kernels_prediction_and_training(kernel_fi
     from types import SimpleNamespace
 
     from ntkvae.results.kernels import Kernel
-    from ntkvae.train import ntk_probes
+    from ntkvae.train import probe_settings
 
     data, _ = kernel_files
     kernel = tmp_path / "erf.h5"
@@ -93,7 +93,8 @@ def test_probe_size_zero_works_through_kernels_prediction_and_training(kernel_fi
                                  json.dumps(dict(TINY_KERNELS, probe_size=0)), "--out", str(kernel)]) == 0
     assert Kernel(kernel).probe_groups() == () and Kernel(kernel).probe_block(np.arange(3)).shape == (3, 3)
     assert predict(data, kernel, tmp_path / "p.h5") == 0
-    assert ntk_probes(SimpleNamespace(probe_cfg={"probe_size": 0}), SimpleNamespace(n=12), state=None) == ({}, {})
+    # probes off: no probe program is built and the ntk group gets no attributes
+    assert probe_settings(SimpleNamespace(probe_cfg={"probe_size": 0}), SimpleNamespace(n=12, d=4)) == (None, {})
 
 
 def test_nan_in_the_data_file_stops_the_kernel_job(kernel_files, tmp_path, caplog):
