@@ -34,7 +34,7 @@ def main() -> None:
               f"per activation element, {r['parameter_element_s'] * 1e9:.2f} ns per parameter element, "
               f"{r['step_s'] * 1e6:.0f} us per step, {r['call_s'] * 1e3:.2f} ms per call (fit error "
               f"{r['max_fit_error']:.0%}); float64 GEMM {r['gemm_f64_flops_per_s'] / 1e9:.1f} GFLOP/s, eigh "
-              f"{r['eigh_s_per_n3'] * 1e9:.2f} ns/n^3, einsum {r['einsum_s_per_n3'] * 1e9:.2f} ns/n^3, HDF5 "
+              f"{r['eigh_s_per_n3'] * 1e9:.2f} ns/n^3, HDF5 "
               f"{r['write_bytes_per_s'] / 1e6:.0f} MB/s; theta_inf ns/entry "
               + ", ".join(f"{k} {v * 1e9:.0f}" for k, v in r["theta_inf_entry_s"].items()))
     print(f"{'n':>5} {'d':>5} {'width':>6} {'chunk s':>9} {'fit':>9} {'eval s':>9} {'fit':>9}   (wall)")

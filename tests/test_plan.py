@@ -171,7 +171,7 @@ def fake_calibration(**jobs) -> P.Calibration:
             for kind in ("data", "train", "kernel", "predict", "figure", "provenance")}
     base.update(jobs)
     rates = {"matmul_flops_per_s": 1e11, "activation_element_s": 1e-9, "parameter_element_s": 1e-9, "step_s": 1e-4,
-             "call_s": 1e-3, "gemm_f64_flops_per_s": 2e10, "eigh_s_per_n3": 1e-9, "einsum_s_per_n3": 4e-9,
+             "call_s": 1e-3, "gemm_f64_flops_per_s": 2e10, "eigh_s_per_n3": 1e-9,
              "write_bytes_per_s": 1e9, "theta_inf_entry_s": {"erf": 1e-7}, "data_example_s": {}}
     return P.Calibration({"date": "test", "machine": {}, "rates": {"wall": rates, "cpu": rates}, "jobs": base})
 
@@ -252,7 +252,9 @@ def test_parts_are_balanced():
     cars = next(d for d in cfg["datasets"] if d["name"] == "cars3d")
     device = P.Device.from_config(cfg)
     parts = P.train_parts(cfg, cars, "mse", 16384, device, fake_calibration())
-    assert parts == [(0, 1, 2), (3, 4)]
+    # Three seeds of cars3d at m = 16384 do not fit an H100 beside the stability check's six flat
+    # vectors per seed (plan.Training.memory): 5 seeds in three parts, as even as they go.
+    assert parts == [(0, 1), (2, 3), (4,)]
 
 
 def test_a_seed_that_cannot_fit_is_refused_with_the_numbers():

@@ -12,8 +12,8 @@ tenants on a shared machine). The plan predicts both.
   to the plan's own counts of the same calls (plan.Training.work): seconds per float32
   matrix-product FLOP, per activation element, per parameter element, per scanned step, per
   dispatched call. The plan then extrapolates with the counts of the job at hand.
-* gemm_f64, eigh, einsum: numpy float64 products, symmetric eigendecomposition (per n^3) and
-  the naive three-operand einsum (per n^3) that the kernel and prediction jobs run.
+* gemm_f64, eigh: numpy float64 products and symmetric eigendecomposition (per n^3) that the
+  kernel and prediction jobs run.
 * theta_inf_entry_s: seconds per kernel entry of kernels.theta_inf per activation (Gram
   product subtracted), and write_bytes_per_s of HDF5.
 * jobs: each CLI run once, tiny, in a fresh process (data, train, kernel, predict, figure,
@@ -128,7 +128,7 @@ def measure_training(shapes=TRAIN_SHAPES) -> dict:
 
 
 def measure_linear_algebra() -> dict[str, dict]:
-    """float64 GEMM, eigh and the naive einsum rates, and HDF5 writing, per clock."""
+    """float64 GEMM and eigh rates, and HDF5 writing, per clock."""
     import h5py
 
     rng = np.random.default_rng(0)
@@ -138,9 +138,6 @@ def measure_linear_algebra() -> dict[str, dict]:
     sym = rng.standard_normal((n, n))
     sym = sym @ sym.T / n
     eigh = best_of(lambda: np.linalg.eigh(sym), 2)
-    e = 256
-    v, c = rng.standard_normal((e, e)), rng.standard_normal((e, e))
-    einsum = best_of(lambda: np.einsum("ik,ij,jk->k", v, c, v), 2)
     with tempfile.TemporaryDirectory() as tmp:
         block = rng.standard_normal((2000, 2000))  # 32 MB
 
@@ -150,7 +147,7 @@ def measure_linear_algebra() -> dict[str, dict]:
                 f["b"] = block
         written = best_of(write, 2)
     return {clock: {"gemm_f64_flops_per_s": 2 * 1024**3 / gemm[clock], "eigh_s_per_n3": eigh[clock] / n**3,
-                    "einsum_s_per_n3": einsum[clock] / e**3, "write_bytes_per_s": 2 * block.nbytes / written[clock]}
+                    "write_bytes_per_s": 2 * block.nbytes / written[clock]}
             for clock in CLOCKS}
 
 

@@ -199,8 +199,7 @@ class Work:
     or float64 (kernels); activations: elements of elementwise maps over activations;
     parameters: elements of per-parameter updates and norms; steps, calls: counts of scanned
     steps and of separately dispatched calls; entries: kernel-map entries (per kernel
-    computed); n3_eigh: n^3 of symmetric eigendecompositions; n3_einsum: n^3 of numpy's
-    naive three-operand einsum; io_bytes: bytes written or read from HDF5."""
+    computed); n3_eigh: n^3 of symmetric eigendecompositions; io_bytes: bytes written or read from HDF5."""
 
     phases: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
@@ -214,7 +213,7 @@ class Work:
 
     @property
     def flops(self) -> float:
-        return self.total("flops32") + self.total("flops64") + 2.0 * self.total("n3_einsum")
+        return self.total("flops32") + self.total("flops64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,9 +383,14 @@ class Training:
             "activations": S * F32 * n * (8 * m + 6 * mz + 3 * d),
         }
         if self.optimizer == "sgd" and has_stability_check():
-            # Before training: three Lanczos vectors and the product's tangents (flat, per seed)
-            # where the gradients and update buffers will later be.
-            lanczos = 4 * trained
+            # Before training, beside the parameters and their initial copy: the flattened point
+            # the gradient is linearized at, the Lanczos vectors v and v_prev (donated to the
+            # chunk's outputs), the Hessian-vector product's tangent in and out, and the new
+            # vector w: six flat vectors per lane (ntkvae.stability), seven with the mask of a
+            # batch in which only some lanes train Wsigma (counted whenever one does).
+            # Measured: sprites (d = 4096), m = 4096, 2 lanes: 4.77 GB peak RSS, i.e. 5.9 such
+            # vectors beside the base and the two parameter copies (2026-12-01).
+            lanczos = (6 + int(self.train_sigma)) * trained
             if lanczos > arrays["gradients"] + arrays["update"]:
                 arrays["stability check"] = lanczos - arrays["gradients"] - arrays["update"]
         p, k = self.probe_size, self.probe_outputs
@@ -433,15 +437,15 @@ def kernel_work(n: int, d: int, kernels: Mapping) -> tuple[Work, dict[str, float
 
 
 def predict_work(n: int, d: int, steps: int, log_every: int) -> tuple[Work, dict[str, float]]:
-    """Work and peak arrays of `compute_kernels predict` (dynamics.predict_*): the init-covariance
-    projections are numpy einsums over three operands (naive n^3 loops), the fixed-noise mean
-    curve three n x n products per logged step."""
+    """Work and peak arrays of `python -m ntkvae.predict` (dynamics.predict_*): per curve the
+    projections of the targets (n^2 d) and of the init covariance (one n^3 product), the
+    fixed-noise mean curve two n x n products per logged step."""
     points = len(range(0, steps, log_every)) + 1
     w = Work()
     w.add("read", io_bytes=2 * n * n * F64)
-    w.add("fresh noise", flops64=2.0 * n * n * d, n3_einsum=float(n) ** 3)
-    w.add("fixed noise", flops64=2.0 * n * n * d, n3_einsum=float(n) ** 3)
-    w.add("fixed-noise mean", flops64=4.0 * n**3 + points * (6.0 * n**3 + 4.0 * n * n * d))
+    w.add("fresh noise", flops64=2.0 * n * n * d + 2.0 * n**3)
+    w.add("fixed noise", flops64=2.0 * n * n * d + 2.0 * n**3)
+    w.add("fixed-noise mean", flops64=4.0 * n**3 + points * (4.0 * n**3 + 4.0 * n * n * d))
     arrays = {"kernel arrays": 3 * n * n * F64, "products": 8 * n * n * F64}
     return w, arrays
 
@@ -466,7 +470,6 @@ def cpu_seconds(work: Work, cal: Calibration, kind: str, *, activation: str = "e
              + row.get("flops64", 0.0) / t["gemm_f64_flops_per_s"]
              + row.get("entries", 0.0) * entry.get(activation, entry["erf"])
              + row.get("n3_eigh", 0.0) * t["eigh_s_per_n3"]
-             + row.get("n3_einsum", 0.0) * t["einsum_s_per_n3"]
              + row.get("io_bytes", 0.0) / t["write_bytes_per_s"]
              + row.get("examples", 0.0) * t["data_example_s"].get(dataset, 0.0))
         out[phase] = s

@@ -84,10 +84,12 @@ def _chunk_program(linear_operator: Callable, chunk: int, in_axes) -> Callable:
         (v, v_prev, beta), (alphas, betas) = jax.lax.scan(body, (v, v_prev, beta), None, length=chunk)
         return v, v_prev, beta, alphas, betas
 
-    return jax.jit(jax.vmap(chunk_one, in_axes=(in_axes, 0, 0, 0)))
+    # v and v_prev are donated: the chunk's outputs take their buffers (two vectors per row
+    # fewer at the peak; at width 4096 on sprites, 0.5 GB each).
+    return jax.jit(jax.vmap(chunk_one, in_axes=(in_axes, 0, 0, 0)), donate_argnums=(1, 2))
 
 
-@jax.jit
+@functools.partial(jax.jit, donate_argnums=0)
 def _start(v0):
     """The normalized start vectors, zero previous vectors and zero betas of every row."""
     v = v0 / jnp.linalg.norm(v0, axis=1, keepdims=True)
@@ -139,6 +141,8 @@ def _hessian_operator(loss: Callable) -> Callable:
         point, unravel = ravel_pytree(trained_row)
         grad_flat = jax.grad(lambda q: loss(unravel(q), context_row))
         hvp = jax.linearize(grad_flat, point)[1]
+        if mask_row is None:     # every lane trains every coordinate: no mask vector is held
+            return hvp
         return lambda v: mask_row * hvp(mask_row * v)
 
     return linear_operator
@@ -146,12 +150,14 @@ def _hessian_operator(loss: Callable) -> Callable:
 
 @jax.jit
 def _flat_start(trained, masks, keys):
-    """Per lane: the flattened mask and the masked Gaussian start vector."""
+    """Per lane: the flattened mask (None: no mask) and the masked Gaussian start vector."""
     flat = jax.vmap(lambda t: ravel_pytree(t)[0])
     points = flat(trained)
-    mask = flat(masks) if masks is not None else jnp.ones_like(points)
-    v0 = jax.vmap(lambda k: jax.random.normal(k, points.shape[1:], points.dtype))(keys) * mask
-    return mask, v0
+    v0 = jax.vmap(lambda k: jax.random.normal(k, points.shape[1:], points.dtype))(keys)
+    if masks is None:
+        return None, v0
+    mask = flat(masks)
+    return mask, v0 * mask
 
 
 def hessian_lambda_max(loss: Callable, trained: dict, context, keys: jax.Array, masks: dict | None = None,
@@ -167,4 +173,6 @@ def hessian_lambda_max(loss: Callable, trained: dict, context, keys: jax.Array, 
     products are forward-over-reverse: the jvp of jax.grad, linearized at theta_0. The
     compiled Lanczos chunk is kept per `loss` (pass the same function to reuse it)."""
     mask, v0 = _flat_start(trained, masks, keys)
-    return lanczos_top(_hessian_operator(loss), (trained, context, mask), v0, in_axes=(0, context_axes, 0), **kwargs)
+    del masks                                  # the flat mask is what the operator holds
+    return lanczos_top(_hessian_operator(loss), (trained, context, mask), v0,
+                       in_axes=(0, context_axes, None if mask is None else 0), **kwargs)

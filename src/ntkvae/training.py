@@ -285,7 +285,10 @@ class Programs:
         return self.loss({**trained_one, **frozen_one}, x, eps, weight)[0]
 
     def _stability_masks(self, trained, sigma):
-        """1 where a lane trains a coordinate; a masked group only in the lanes that train it."""
+        """1 where a lane trains a coordinate; a masked group only in the lanes that train it.
+        None when no group is masked (every lane trains every coordinate of `trained`)."""
+        if not self.spec.masked_groups:
+            return None
         return {g: jnp.broadcast_to(jnp.where(sigma, 1.0, 0.0).reshape((-1,) + (1,) * (v.ndim - 1)), v.shape)
                 if g in self.spec.masked_groups else jnp.ones_like(v) for g, v in trained.items()}
 
@@ -473,10 +476,11 @@ class Trainer:
         trained = {g: params[g] for g in self.trained_groups}
         frozen = {g: v for g, v in params.items() if g not in self.trained_groups}
         keys = self.programs.stream_keys(self.seeds, "stability")
-        masks = self.programs.stability_masks(trained, self.sigma_mask)
         context = (frozen, state["noise_key"], self.kl_weight, self.x)
-        # The context's last entry, x, is shared by the lanes (not stacked).
-        return stability.hessian_lambda_max(self.programs.stability_loss, trained, context, keys, masks=masks,
+        # The context's last entry, x, is shared by the lanes (not stacked). The masks are not
+        # kept here: once flattened they would be held twice.
+        return stability.hessian_lambda_max(self.programs.stability_loss, trained, context, keys,
+                                            masks=self.programs.stability_masks(trained, self.sigma_mask),
                                             context_axes=(0, 0, 0, None), **lanczos)
 
     # ------------------------------------------------------------------ evaluation
