@@ -109,14 +109,18 @@ def theorem1_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
         return out
     rates = T.late_rates(widest, kernel, y)
     ratio = np.where(measures.finite_seeds(widest), rates["measured"] / rates["linearized"], np.nan)
-    weyl = kernel_error(widest, kernel) / rates["lambda0"]
+    # The allowance is the kernel's finite-width error at initialization only: its drift in
+    # training is part of what the claim tests (a drift-sized tolerance would make any
+    # non-lazy run pass; default run 2026-12-01: 0.66 of lambda0 with the drift).
+    weyl = kernel_error(widest, kernel, stages=("init",)) / rates["lambda0"]
     out.append(measured_claim(
         "t1_rate", THEOREM_1, THEOREM_SETTING,
         "the late decay rate of L(t) is that of the linearized trajectory (slowest mode: 2 eta lambda0 / n)",
         dataset, figure_of("f4_rate", dataset), stats.mean_interval(ratio), (1 - weyl, 1 + weyl),
         predicted="measured / linearized rate = 1", tolerance=f"±{weyl:.3g}",
-        reason="Weyl: the finite-width kernel moves each eigenvalue by at most ||Theta_m - Theta_inf||_2, "
-               f"here {weyl:.3g} of lambda0 at m = {widest.width} (largest over seeds, init and end, probe points)",
+        reason="Weyl: the finite-width kernel moves each eigenvalue by at most ||Theta_m(0) - Theta_inf||_2 "
+               f"at initialization, here {weyl:.3g} of lambda0 at m = {widest.width} (largest over seeds, probe "
+               "points); its drift in training is what is tested",
         regime=regime_text([widest]), prefix="ratio ",
         detail=f"m = {widest.width}: measured {np.nanmean(rates['measured']):.4g}, linearized "
                f"{np.nanmean(rates['linearized']):.4g}, asymptote -2 log(1 - eta lambda0/n) = {rates['asymptote']:.4g} "
@@ -124,8 +128,8 @@ def theorem1_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
     return out
 
 
-def kernel_error(run, kernel) -> float:
-    """max over seeds and {init, end} of ||Theta_m - Theta_inf||_2 on the probe points (trained groups).
+def kernel_error(run, kernel, stages=("init", "final")) -> float:
+    """max over seeds and `stages` of ||Theta_m - Theta_inf||_2 on the probe points (trained groups).
 
     The seeds that diverged are left out (their final kernel is NaN or blown up); NaN if none is left."""
     limit = K.theta_inf_probe(run, kernel)
@@ -133,7 +137,7 @@ def kernel_error(run, kernel) -> float:
     if not keep.any():
         return float("nan")
     worst = 0.0
-    for stage in ("init", "final"):
+    for stage in stages:
         diff = K.theta_m(run, stage)[keep] - limit[None]
         worst = max(worst, float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (diff + np.swapaxes(diff, 1, 2)))))))
     return worst
