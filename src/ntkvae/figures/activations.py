@@ -4,8 +4,9 @@ Open question 1 of the paper: does the convergence depend on the activation? The
 needs a smooth Lipschitz phi (erf, tanh, softplus qualify; relu is not smooth). Left: the
 mean-function residual vs step per activation (log scale: a straight line is a linear rate).
 Right: the residual's late-time decay rate per activation, fitted on the second half of
-training, one marker per seed, the bar their mean. Dash-dot: an activation outside the theory's
-assumptions (not smooth). Red crosses: a seed diverged (recorded), above its step on the left and
+training, one marker per seed, the bar their mean. Dash-dot: a run outside the theory's
+assumptions (an activation that is not smooth, or a learning rate above the finite-width stability
+limit measured at initialization, its ratio in the label). Red crosses: a seed diverged (recorded), above its step on the left and
 above its activation on the right.
 """
 
@@ -36,10 +37,16 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
         ev = r.data["eval"]   # every seed: a diverged one is drawn up to its divergence
         smooth = SMOOTH.get(activation_of(r), True)
         label = activation_of(r) + ("" if smooth else " (not smooth)")
+        # Above the finite-width stability limit (trained anyway: on_divergence record) the run
+        # is outside the theory as well: said in its label and drawn in the same line style.
+        over = r.attrs.get("lr_over_stability")
+        unstable = isinstance(over, (int, float, np.floating)) and float(over) > 1
+        if unstable:
+            label += f"\nlr {float(over):.3g}x the stability limit"
         if r.diverged:
             label += f"\ndiverged at step {min(r.diverged.values())}, lr {r.settings['learning_rate']:g}"
         style.mean_and_band(ax_c, ev["step"], finite_or_nan(ev["mean_function_mse"]), cmap(i), label,
-                            log=True, linestyle="-" if smooth else style.LINESTYLES["outside assumptions"])
+                            log=True, linestyle="-" if smooth and not unstable else style.LINESTYLES["outside assumptions"])
         style.mark_diverged(ax_c, r.diverged)
         rates = np.array([measures.decay_rate(ev["step"], seed_curve)
                           for seed_curve in finite_or_nan(ev["mean_function_mse"])], float)
