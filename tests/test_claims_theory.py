@@ -83,6 +83,26 @@ def test_a_loss_above_the_bound_fails_theorem_1(tmp_path):
     assert found["t1_bound"].from_width is None
 
 
+def test_a_late_rate_slowed_by_a_drifting_kernel_fails_theorem_1s_rate(tmp_path):
+    """Half the linearized late rate, with a kernel that is close to Theta_inf at init (m^-1/2) but
+    drifts by 60% in training: the drift is what the rate claim tests, so it must not widen the
+    allowance (it did: a Weyl band over init and end let the default run's 0.47 hold)."""
+    found, _ = rows(tmp_path, bound_violation=0.5, kernel_change=lambda w: 0.6 * (w / 4096) ** -0.5, seed_spread=0.02)
+    row = found["t1_rate"]
+    assert row.estimate.value == pytest.approx(0.5, abs=0.05), row.measured
+    assert row.verdict == C.FAILS, (row.measured, row.tolerance)
+
+
+def test_the_bound_row_names_the_width_it_is_decided_at_and_the_narrower_ones(tmp_path):
+    # Above the bound at m = 256 only (bound_violation 0.9 there): holds at the widest width,
+    # and the row says where it is met from and what the narrower widths measured.
+    found, _ = rows(tmp_path, bound_violation=lambda w: 0.9 if w == 256 else 0.0, seed_spread=0.02)
+    row = found["t1_bound"]
+    assert row.verdict == C.HOLDS and row.from_width == 1024
+    assert "at the widest width" in row.claim
+    assert "m = 256:" in row.measured and "met from m = 1024" in row.measured, row.measured
+
+
 def test_minimum_width_beyond_the_widest_is_extrapolated_and_inconclusive(tmp_path):
     found, _ = rows(tmp_path, gap=lambda w: 16 * w ** -0.5, seed_spread=0.02)   # 0.25 at 4096; 0.1 at m = 25600
     row = found["min_width"]
