@@ -93,3 +93,38 @@ def test_the_checks_catch_a_legend_on_the_data_and_a_small_font():
     renderer = checks.renderer_of(fig)
     assert not checks.legends_off_data(fig, renderer) and not checks.styles_explained(fig, renderer)
     plt.close(fig)
+
+
+def test_a_run_above_its_stability_limit_is_drawn_as_outside_the_theory(tmp_path):
+    """F10: a run trained above its finite-width stability limit (on_divergence: record, not
+    diverged) says so in its label, with the ratio, and uses the outside-assumptions line style;
+    one below it does not (the default run's softplus at 3.8x was drawn like erf)."""
+    import h5py
+
+    world = figure_world.build(tmp_path / "world")
+    argv = world.argv("activations", tmp_path / "f.pdf")
+    inputs = argv[argv.index("--inputs") + 1:argv.index("--dataset")]
+    tanh = next(p for p in inputs if "act_tanh" in p)
+    erf = next(p for p in inputs if "act_erf" in p)
+    with h5py.File(tanh, "a") as f:
+        f.attrs["lr_over_stability"] = 3.8
+    with h5py.File(erf, "a") as f:
+        f.attrs["lr_over_stability"] = 0.2
+    captured = []
+    original = style.save
+    style.save = lambda fig, pdf, png, dpi: (captured.append(fig), plt.close(fig))
+    try:
+        assert plot.main(argv) == 0
+    finally:
+        style.save = original
+    (fig,) = captured
+    lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()
+             if not line.get_label().startswith("_")}
+    (unstable,) = [label for label in lines if label.startswith("tanh")]
+    assert "3.8x the stability limit" in unstable
+    assert lines[unstable].get_linestyle() == style.LINESTYLES["outside assumptions"]
+    (stable,) = [label for label in lines if label.startswith("erf")]
+    assert "stability" not in stable and lines[stable].get_linestyle() == "-"
+    renderer = checks.renderer_of(fig)
+    for check in checks.ALL:        # the longer label still reads at column width
+        assert not check(fig, renderer), check.__name__
