@@ -107,7 +107,7 @@ def lanczos_top(linear_operator: Callable, operands, v0: jax.Array, *, tolerance
     make them constants, which XLA then folds at compile time (minutes at width 1024).
     `in_axes` (vmap's) says which operands are stacked over rows (0) and which are shared
     (None). The compiled chunk is kept per (linear_operator, chunk, in_axes): pass the same
-    function object to reuse it."""
+    function object to reuse it. v0 is consumed (its buffer is donated to the first vectors)."""
     run_chunk = _chunk_program(linear_operator, int(chunk), in_axes)
     v, v_prev, beta = _start(v0)
     rows = v.shape[0]

@@ -67,10 +67,11 @@ class Claim:
 
 def measured_claim(key, theorem, setting, claim, dataset, figure, estimate: Estimate, band: tuple[float, float], *,
                    predicted: str, tolerance: str, reason: str, regime: str = "", detail: str = "",
-                   fmt: str = ".3g", prefix: str = "", from_width=None) -> Claim:
+                   fmt: str = ".3g", prefix: str = "", suffix: str = "", from_width=None) -> Claim:
     """A row whose verdict is decided by the interval of `estimate` against the band [low, high]."""
     return Claim(key, theorem, setting, claim, dataset, figure, decide(estimate, *band),
-                 f"{prefix}{estimate.text(fmt)}", predicted, tolerance, reason, regime, detail, estimate, from_width)
+                 f"{prefix}{estimate.text(fmt)}{suffix}", predicted, tolerance, reason, regime, detail, estimate,
+                 from_width)
 
 
 def not_evaluated(key, theorem, setting, claim, dataset, figure, why: str) -> Claim:

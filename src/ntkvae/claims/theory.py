@@ -11,8 +11,6 @@ stated in each row; docs/figures.md lists them.
 
 from __future__ import annotations
 
-import dataclasses
-
 import math
 
 import numpy as np
@@ -88,19 +86,17 @@ def theorem1_claims(family, name, kernel, y, dataset, settings) -> list[Claim]:
     # The row says at which width it is decided and what the narrower widths did: a "holds" at
     # the widest width must not read as a bound met at every width of the run.
     per_width = ", ".join(f"m = {w}: {np.nanmax(r):.4g}" for w, r in zip(widths, ratios.T))
-    bound = measured_claim(
+    met = f"met from m = {from_width}" if from_width else "met at no width"
+    out.append(measured_claim(
         "t1_bound", THEOREM_1, THEOREM_SETTING,
         "L(t) <= exp(-eta lambda0 t / n) L(0) at every step, every seed, at the widest width (noise fixed, "
         "lambda0 of the trained kernel)",
         dataset, fig1, stats.seed_range(ratios[:, -1]), (-math.inf, 1 + BOUND_ROUNDING),
         predicted="max_t L(t) / bound(t) <= 1", tolerance=f"<= 1 + {BOUND_ROUNDING:g}",
         reason="the bound is an inequality; the losses are float32, rounded to about 1e-6 relative",
-        regime=regime_text(family[-1:]), prefix=f"max ratio at m = {widths[-1]}: ", from_width=from_width,
-        detail="max ratio per width " + per_width)
-    if len(widths) > 1:
-        met = f"met from m = {from_width}" if from_width else "met at no width"
-        bound = dataclasses.replace(bound, measured=f"{bound.measured}; per width (max over seeds) {per_width}; {met}")
-    out.append(bound)
+        regime=regime_text(family[-1:]), prefix=f"max ratio at m = {widths[-1]}: ",
+        suffix=f"; per width (max over seeds) {per_width}; {met}" if len(widths) > 1 else "",
+        from_width=from_width, detail="max ratio per width " + per_width))
     # The late decay rate against the seed's own linearized trajectory over the same window.
     widest = family[-1]
     if not K.has_probes(widest):   # the tolerance is a Weyl bound from the empirical-NTK probes

@@ -5,9 +5,9 @@ needs a smooth Lipschitz phi (erf, tanh, softplus qualify; relu is not smooth). 
 mean-function residual vs step per activation (log scale: a straight line is a linear rate).
 Right: the residual's late-time decay rate per activation, fitted on the second half of
 training, one marker per seed, the bar their mean. Dash-dot: a run outside the theory's
-assumptions (an activation that is not smooth, or a learning rate above the finite-width stability
-limit measured at initialization, its ratio in the label). Red crosses: a seed diverged (recorded), above its step on the left and
-above its activation on the right.
+assumptions (an activation that is not smooth, or a learning rate above the finite-width
+stability limit measured at initialization, its ratio in the label). Red crosses: a seed
+diverged (recorded), above its step on the left and above its activation on the right.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from . import style
 from ..results import measures
-from ..results.runs import finite_or_nan, load_runs
+from ..results.runs import finite_or_nan, load_runs, lr_over_stability
 
 SMOOTH = {"erf": True, "tanh": True, "softplus": True, "gelu": True, "relu": False}
 
@@ -39,10 +39,10 @@ def plot(paths, pdf, png=None, dpi=150, dataset=None, **_unused):
         label = activation_of(r) + ("" if smooth else " (not smooth)")
         # Above the finite-width stability limit (trained anyway: on_divergence record) the run
         # is outside the theory as well: said in its label and drawn in the same line style.
-        over = r.attrs.get("lr_over_stability")
-        unstable = isinstance(over, (int, float, np.floating)) and float(over) > 1
+        over = lr_over_stability(r)
+        unstable = over is not None and over > 1
         if unstable:
-            label += f"\nlr {float(over):.3g}x the stability limit"
+            label += f"\nlr {over:.3g}x the stability limit"
         if r.diverged:
             label += f"\ndiverged at step {min(r.diverged.values())}, lr {r.settings['learning_rate']:g}"
         style.mean_and_band(ax_c, ev["step"], finite_or_nan(ev["mean_function_mse"]), cmap(i), label,

@@ -216,14 +216,20 @@ def steps_trained(run: Run) -> int:
     return int(np.asarray(run.data["eval"]["step"])[-1])
 
 
+def lr_over_stability(run: Run) -> float | None:
+    """The run's learning rate over its finite-width stability limit at initialization, None
+    where the job did not measure it (the attribute reads "not applicable")."""
+    ratio = run.attrs.get("lr_over_stability")
+    return float(ratio) if isinstance(ratio, (int, float, np.floating)) else None
+
+
 def regime_numbers(run: Run) -> dict[str, float]:
     """m/n, m/d, eta T/m, beta c eta T (full objective) and lr/limit of one run (ntkvae.regime)."""
     s = run.settings
-    limit = run.attrs.get("lr_over_stability")
     return regime.numbers(width=run.width, n=run.n, d=run.d, learning_rate=s["learning_rate"],
                           steps=steps_trained(run), objective=s["objective"], beta=s.get("beta", 0.0),
                           kl_scaling=s.get("kl_scaling", "inv_sqrt_width"), latent_dim=run.latent_width,
-                          lr_over_limit=float(limit) if isinstance(limit, (int, float, np.floating)) else None)
+                          lr_over_limit=lr_over_stability(run))
 
 
 def regime_text(runs) -> str:
