@@ -200,3 +200,37 @@ def test_beta_drops_out_where_its_pull_is_small_and_grows_where_it_is_not(tmp_pa
     # beta = 1: the pull reaches 60 / 16 >= 1 and the ridge grows with t, for every seed.
     rows = kl_world(tmp_path / "c", lambda t: 0.05 * t, 1.0)
     assert rows["t2_kl_ridge_grows"].verdict == C.HOLDS, rows["t2_kl_ridge_grows"].measured
+
+
+def test_krr_distance_removes_the_mc_error_of_both_the_output_and_its_initial_mean():
+    """The KRR limit is built from the initial K-draw mean, drawn with its own keys: averaged over
+    many independent draws, the debiased squared distance recovers the true one (0 and 0.1^2
+    here); removing only the output's variance leaves a floor of about mc0 / |f*|^2."""
+    from ntkvae import krr
+    from ntkvae.results import theorem as T
+    from ntkvae.spectrum import Spectrum
+
+    rng = np.random.default_rng(3)
+    n, d = 12, 5
+    spec = Spectrum.from_kernel(spd_kernel(n, rng) + 1.3 * np.eye(n), np.full(n, 1.3))
+    y, f0, f0_bar = (rng.normal(size=(n, d)) for _ in range(3))
+    limit = krr.seed_limit(spec, y, f0, f0_bar)
+    sigma0, sigma = 0.15, 0.1                      # per-entry MC standard deviations of the two means
+    mc0, mc = sigma0**2 * n * d, sigma**2 * n * d  # their summed variances, as the training job records them
+    for true in (0.0, 0.1):
+        offset = rng.normal(size=(n, d))
+        f_bar = limit + true * np.linalg.norm(limit) * offset / np.linalg.norm(offset)
+        new, old = [], []
+        for _ in range(4000):
+            mean0 = f0_bar + sigma0 * rng.normal(size=(n, d))
+            mean = f_bar + sigma * rng.normal(size=(n, d))
+            target = krr.seed_limit(spec, y, f0, mean0)
+            new.append(T.debiased_distance(mean, mc, target, mc0) ** 2)
+            old.append(T.debiased_distance(mean, mc, target) ** 2)
+            np.testing.assert_allclose(T.krr_distance_pair(spec, y, f0, mean0, mc0, mean, mc)[0] ** 2, new[-1])
+        floor = mc0 / np.sum(limit**2)
+        # 4 standard errors of the mean; where true = 0, d^2 is clipped at 0, which biases its
+        # mean upward by up to its spread (at true = 0.1 the spread is a third of 0.1^2: no clipping)
+        allowance = 4 * np.std(new) / math.sqrt(len(new)) + (np.std(new) if true == 0 else 0.0)
+        assert abs(np.mean(new) - true**2) < allowance < 0.5 * floor
+        assert np.mean(old) - true**2 > 0.8 * floor

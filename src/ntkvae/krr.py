@@ -102,11 +102,17 @@ def seed_limit(spectrum: Spectrum, y: np.ndarray, f0: np.ndarray, f0_bar: np.nda
     return f0_bar + solve_diagonal((vec * lam) @ vec.T, y - f0, dvec)
 
 
+def mean_kernel_range(spectrum: Spectrum) -> np.ndarray:
+    """Which eigenvectors of the mean kernel span its range (eigenvalue above 1e-12 of the largest)."""
+    lam = spectrum.mean_eigenvalues
+    return lam > 1e-12 * np.max(np.abs(lam))
+
+
 def ridgeless_limit(spectrum: Spectrum, y: np.ndarray, f0_bar: np.ndarray) -> np.ndarray:
     """The noise-free kernel regression limit f_bar_0 + Theta_bar Theta_bar^+ (Y - f_bar_0): what the
     mean function interpolates to under fresh noise, the candidate that fixed noise should *not* reach."""
     y, f0_bar = np.asarray(y, np.float64), np.asarray(f0_bar, np.float64)
-    lam, vec = spectrum.mean_eigenvalues, spectrum.mean_eigenvectors
-    keep = lam > 1e-12 * np.max(np.abs(lam))
+    keep = mean_kernel_range(spectrum)
+    vec = spectrum.mean_eigenvectors
     return f0_bar + vec[:, keep] @ (vec[:, keep].T @ (y - f0_bar))
 
