@@ -68,6 +68,27 @@ def decay_rate(steps, values, start_fraction: float = 0.5) -> float:
     return float(-np.polyfit(steps[keep], np.log(values[keep]), 1)[0])
 
 
+def floor_drop(run) -> tuple[np.ndarray, np.ndarray]:
+    """The noise floor's relative drop 1 - floor(t) / floor(0), per seed (rows), against the
+    horizon eta t / m of each logged step: (horizons (P,), drops (S, P)). F1 draws it, and the
+    noise-floor claim reads it at one horizon (`floor_drop_at`)."""
+    ev = run.data["eval"]
+    floor = np.asarray(ev["noise_floor"], float)
+    horizon = float(run.settings["learning_rate"]) * np.asarray(ev["step"], float) / run.width
+    return horizon, 1.0 - floor / floor[:, :1]
+
+
+def floor_drop_at(run, horizon: float) -> np.ndarray | None:
+    """Per seed the floor's relative drop at eta t / m = `horizon`, linearly interpolated between
+    the logged steps around it; None if the run's logged steps after t = 0 do not reach from
+    below `horizon` to above it (no extrapolation, and no interpolation from t = 0, where the
+    drop is 0 by definition and its curve is steepest)."""
+    h, drop = floor_drop(run)
+    if h.size < 3 or not (h[1] <= horizon <= h[-1]):
+        return None
+    return np.asarray([np.interp(horizon, h, row) for row in drop])
+
+
 def final(values) -> np.ndarray:
     """Last logged value of each seed (rows)."""
     return np.asarray(values, float)[..., -1]
