@@ -80,7 +80,7 @@ def dataset_center_flag(wildcards):
 
 
 def dataset_options(wildcards):
-    """Per-dataset options of prepare_data: the resolution (sprites, mnist5k), when the config sets one."""
+    """Per-dataset options of prepare_data and convert_data: the resolution, when the config sets one."""
     resolution = planning.dataset_entry(config, wildcards.dataset).get("resolution")
     return f"--resolution {resolution}" if resolution else ""
 

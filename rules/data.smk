@@ -83,7 +83,7 @@ rule fetch_tfds_dataset:
 
 
 rule convert_tfds_dataset:
-    """Seeded, normalized subset of a prepared tfds dataset, in the common HDF5 layout."""
+    """Seeded, normalized subset of a prepared tfds dataset, at its resolution, in the common HDF5 layout."""
     input:
         record=paths.TFDS_RECORD.pattern,
         code=code("ntkvae.convert_data"),
@@ -95,6 +95,7 @@ rule convert_tfds_dataset:
         n=dataset_n,
         seed=dataset_seed,
         center=dataset_center_flag,
+        options=dataset_options,
     wildcard_constraints:
         dataset="|".join(planning.TFDS_DATASETS),
     resources:
@@ -104,4 +105,4 @@ rule convert_tfds_dataset:
         "../envs/data.yaml"
     shell:
         "python -m ntkvae.convert_data --dataset {wildcards.dataset} --stamp {input.record} "
-        "--n {params.n} --seed {params.seed} {params.center} --out {output.data} > {log} 2>&1"
+        "--n {params.n} --seed {params.seed} {params.center} {params.options} --out {output.data} > {log} 2>&1"

@@ -171,7 +171,7 @@ def test_block_averages_keep_neighbouring_positions_apart(resolution, lost):
     assert same_direct > 10 * lost and same_direct > 0   # the alternative loses more: the first check can fail
 
 
-def test_resolution_is_an_option_of_sprites_and_mnist5k_only():
+def test_resolution_is_an_option_of_the_image_datasets_only():
     from ntkvae import config as config_mod
 
     base = {"model": {"widths": [8]}, "training": {}}
@@ -184,7 +184,7 @@ def test_resolution_is_an_option_of_sprites_and_mnist5k_only():
         config_mod.validate_config({**base, "datasets": [{"name": "sprites"}, {"name": "mnist5k", "resolution": 32}]})
     with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: 7 is not one of \[64, 32, 16, 8\] for sprites"):
         config_mod.validate_config({**base, "datasets": [{"name": "sprites", "resolution": 7}]})
-    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: only mnist5k and sprites"):
+    with pytest.raises(config_mod.ConfigError, match=r"datasets\[0\]\.resolution: only cars3d, dsprites, mnist, mnist5k, sprites have"):
         config_mod.validate_config({**base, "datasets": [{"name": "digits", "resolution": 16}]})
 
 

@@ -225,6 +225,30 @@ def test_cars3d_subset_matches_the_mat_renders(workflow):
 
 
 @pytest.mark.workflow
+def test_convert_at_a_lower_resolution_block_averages_every_channel(workflow, tmp_path):
+    """`--resolution 8` on the prepared Cars3D: the same examples, each 8x8x3 pixel the mean of its
+    8x8 block of the full-resolution image, per channel (an explicit loop), d = 192."""
+    from ntkvae import convert_data
+
+    n, seed = SUBSETS["cars3d"]
+    stamp = str(workflow["dir"] / "results/data/tfds/cars3d.json")
+    out = tmp_path / "cars3d_8.h5"
+    assert convert_data.main(["--dataset", "cars3d", "--stamp", stamp, "--n", str(n), "--seed", str(seed),
+                              "--resolution", "8", "--out", str(out)]) == 0
+    full, low = read_h5(workflow["dir"] / "results/data/cars3d.h5"), read_h5(out)
+    np.testing.assert_array_equal(low["index"], full["index"])
+    assert low["images"].shape == (n, 8, 8, 3) and low["x"].shape == (n, 192) and int(low["attrs"]["resolution"]) == 8
+    expected = np.array([[[[full["images"][k, 8 * i: 8 * i + 8, 8 * j: 8 * j + 8, c].mean() for c in range(3)]
+                           for j in range(8)] for i in range(8)] for k in range(n)])
+    np.testing.assert_allclose(low["images"], expected, atol=1e-6)
+    assert "8x8 pixel blocks to 8x8" in low["attrs"]["source"]
+    check_normalization(low)
+    with pytest.raises(SystemExit):   # 7 does not divide 64
+        convert_data.main(["--dataset", "cars3d", "--stamp", stamp, "--n", "4", "--resolution", "7",
+                           "--out", str(tmp_path / "bad.h5")])
+
+
+@pytest.mark.workflow
 def test_convert_rejects_n_larger_than_the_prepared_dataset(workflow, capsys):
     from ntkvae import convert_data
 

@@ -1,7 +1,7 @@
 """CLI: write the seeded, normalized subset of a prepared tfds dataset to HDF5.
 
     python -m ntkvae.convert_data --dataset mnist --stamp results/data/tfds/mnist.json \
-        --n 1000 --seed 0 --out results/data/mnist.h5
+        --n 1000 --seed 0 [--resolution 7] --out results/data/mnist.h5
 
 Reads the dataset that `ntkvae.fetch_data` prepared (no network) and writes the common
 layout of `ntkvae.datasets` (see its docstring), with the fetch record as provenance.
@@ -14,7 +14,7 @@ import logging
 import sys
 
 from . import datasets, io, tfdata
-from .config import int_at_least
+from .config import RESOLUTIONS, int_at_least
 
 log = logging.getLogger("ntkvae.convert_data")
 
@@ -27,16 +27,22 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int_at_least(2), required=True)
     p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--no-center", dest="center", action="store_false", help="do not subtract the mean image")
+    p.add_argument("--resolution", type=int, help="image side in pixels: a block average of the dataset's own "
+                                                   "(mnist 14 or 7; dsprites, cars3d 32, 16 or 8)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.resolution is not None and args.resolution not in RESOLUTIONS[args.dataset]:
+        p.error(f"--resolution {args.resolution} is not one of {list(RESOLUTIONS[args.dataset])} for {args.dataset}")
     src = tfdata.source(args.dataset)
     try:
         tfdata.require_data_extra()
         from .tfdata import convert
 
         stamp = convert.read_stamp(args.stamp)
-        raw = convert.read_subset(src, stamp, args.n, args.seed)
-        config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, "fetch": stamp}
+        raw = datasets.at_resolution(convert.read_subset(src, stamp, args.n, args.seed), args.dataset,
+                                     args.resolution)
+        config = {"name": args.dataset, "n": args.n, "seed": args.seed, "center": args.center, "fetch": stamp,
+                  **({"resolution": args.resolution} if args.resolution is not None else {})}
         datasets.write_dataset(args.out, args.dataset, raw, n=args.n, seed=args.seed, center=args.center,
                                config=config)
     except ModuleNotFoundError as err:

