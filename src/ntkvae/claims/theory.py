@@ -207,7 +207,7 @@ def laziness_claims(family, name, kernel, dataset, settings, setting) -> list[Cl
         out.append(measured_claim(
             "kernel_constancy", LAZINESS, setting,
             f"the NTK is constant in training: it moves less than its finite-width distance to Theta_inf (run {name})",
-            dataset, fig3, stats.mean_interval(change[:, -1] / limit[:, -1]), (0.0, 1.0),
+            dataset, fig3, stats.mean_interval(change[:, -1] / limit[:, -1]), (-math.inf, 1.0),
             predicted="||Theta_m(T) - Theta_m(0)|| < ||Theta_m(0) - Theta_inf||", tolerance="ratio <= 1",
             reason="both are O(m^-1/2); a drift below the initial fluctuation adds less to the linearization "
                    "error than finite width already does", regime=regime, prefix="ratio ",
@@ -322,7 +322,7 @@ def kl_ridge_claims(runs, family, kernel, y, dataset, settings) -> list[Claim]:
             "t2_kl_ridge_grows", THEOREM_2, THEOREM_SETTING,
             f"where beta c(m_z) eta T >= {T.KL_DRIFT_LARGE:g} the KL acts as a ridge that grows with training time: "
             "the limits m -> inf and t -> inf do not commute", dataset, fig, stats.mean_interval(per_seed),
-            (rho - 1e-9, 1.0), predicted="Spearman(added ridge, t) +1", tolerance=f">= {rho:g}", fmt="+.2f",
+            (rho - 1e-9, math.inf), predicted="Spearman(added ridge, t) +1", tolerance=f">= {rho:g}", fmt="+.2f",
             prefix="Spearman ", reason=f"{rho:g} allows an adjacent pair of logged times to swap under noise",
             regime=regime_text(big), detail=f"{len(big)} KL run-widths with beta c eta T >= {T.KL_DRIFT_LARGE:g}"))
     else:
