@@ -293,3 +293,35 @@ def test_a_correlation_near_one_holds_although_its_interval_reaches_past_one(tmp
     grows = kl_world(tmp_path, ridge_in_time=lambda t: 0.02 * t, beta=1.0)["t2_kl_ridge_grows"]
     assert grows.estimate.high > 1.0 and grows.verdict == C.HOLDS, grows
     assert stats.decide(grows.estimate, 0.8, 1.0) == C.INCONCLUSIVE   # the old band
+
+
+def test_paired_krr_distance_recovers_a_known_distance():
+    """The common-noise estimate: change = f* - f_bar_0 + a known offset (0 or 0.1 |f*|) + MC noise;
+    averaged over draws the debiased squared distance is the true one, and the ridgeless distance
+    (full-rank mean kernel: the final mean against Y) is unbiased as well."""
+    from ntkvae import krr
+    from ntkvae.results import theorem as T
+    from ntkvae.spectrum import Spectrum
+
+    rng = np.random.default_rng(5)
+    n, d = 12, 5
+    spec = Spectrum.from_kernel(spd_kernel(n, rng) + 1.3 * np.eye(n), np.full(n, 1.3))
+    y, f0, f0_bar = (rng.normal(size=(n, d)) for _ in range(3))
+    limit_change = krr.seed_limit(spec, y, f0, np.zeros_like(f0))
+    f_star = f0_bar + limit_change
+    s_init, s_change = 0.15, 0.03
+    for true in (0.0, 0.1):
+        offset = rng.normal(size=(n, d))
+        change_true = limit_change + true * np.linalg.norm(f_star) * offset / np.linalg.norm(offset)
+        final_true = f0_bar + change_true
+        ridgeless_true = np.sum((final_true - y) ** 2) / np.sum(f_star**2)
+        krr_d2, ridgeless_d2 = [], []
+        for _ in range(3000):
+            e_init, e_change = s_init * rng.normal(size=(n, d)), s_change * rng.normal(size=(n, d))
+            mc = {"initial": s_init**2 * n * d, "change": s_change**2 * n * d, "final": (s_init**2 + s_change**2) * n * d}
+            a, b = T.paired_krr_distance_pair(spec, y, f0, f0_bar + e_init, mc, change_true + e_change)
+            krr_d2.append(a**2)
+            ridgeless_d2.append(b**2)
+        se = 4 * np.std(krr_d2) / math.sqrt(len(krr_d2)) + (np.std(krr_d2) if true == 0 else 0.0)   # clipping at 0
+        assert abs(np.mean(krr_d2) - true**2) < se
+        assert abs(np.mean(ridgeless_d2) - ridgeless_true) < 4 * np.std(ridgeless_d2) / math.sqrt(len(ridgeless_d2))

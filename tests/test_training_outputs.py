@@ -105,3 +105,36 @@ def test_training_stops_at_convergence(tmp_path, digits_file, tolerance, stops):
         assert stop == stopped and first.keys() == {0, 1}
     else:
         assert stopped == 40 and steps == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+
+
+def test_paired_estimate_is_the_common_noise_mean_at_init_and_its_change():
+    """outputs/paired_*: the k-draw mean at init and its change by the end over the same draws,
+    recomputed here draw by draw from the model; no change (nor variance) before training;
+    after training, the change's MC variance far below the function's (the reason for pairing)."""
+    from ntkvae import training
+
+    x = normalized_inputs(6, 4)
+    trainer = Trainer(M.Architecture(), 512, Settings(seeds=(0, 1), noise="fixed", record_outputs=True,
+                                                      train_sigma=False, eval_noise_samples=8), x)
+    state = trainer.init_state()
+    before = trainer.final_outputs(state, 1, None)["paired"]
+    # zero to float32 rounding (XLA may fuse the two decodes differently): |change| <= 1e-6 |f|
+    assert np.abs(before["change_mean"]).max() <= 1e-6 * np.abs(before["initial_mean"]).max()
+    assert np.all(before["change_mc_variance"] <= 1e-12 * before["initial_mc_variance"])
+    trainer.run_chunk(state, 20)
+    paired = trainer.final_outputs(state, 1, None)["paired"]
+    for pos in range(2):
+        p0, p1 = (jax.tree.map(lambda a: a[pos], state[k]) for k in ("params0", "params"))
+        keys = jax.random.split(jax.random.fold_in(state["eval_key"][pos], training.PAIRED_STEP), 8)
+        draws0, draws1 = [], []
+        for k in keys:
+            eps = M.sample_noise(k, 6, trainer.arch, 512)
+            draws0.append(np.asarray(M.forward(p0, trainer.x, eps, trainer.arch)["xhat"], np.float64))
+            draws1.append(np.asarray(M.forward(p1, trainer.x, eps, trainer.arch)["xhat"], np.float64))
+        draws0, change = np.array(draws0), np.array(draws1) - np.array(draws0)
+        np.testing.assert_allclose(paired["initial_mean"][pos], draws0.mean(0), atol=1e-5)
+        np.testing.assert_allclose(paired["change_mean"][pos], change.mean(0), atol=1e-5)
+        np.testing.assert_allclose(paired["change_mc_variance"][pos], change.var(0, ddof=1).sum() / 8, rtol=1e-3)
+        np.testing.assert_allclose(paired["final_mc_variance"][pos], np.array(draws1).var(0, ddof=1).sum() / 8,
+                                   rtol=1e-3)
+        assert paired["change_mc_variance"][pos] < 0.2 * paired["initial_mc_variance"][pos]

@@ -479,6 +479,9 @@ def collect_output(args, member: Member, trainer: Trainer, settings: Settings, s
         arrays["outputs/sampled"] = np.moveaxis(evals["outputs"]["sampled"], -1, 1).astype(np.float32)
         arrays["outputs/mean"] = np.moveaxis(evals["outputs"]["mean"], -1, 1).astype(np.float32)
         arrays["outputs/mean_mc_variance"] = evals["outputs"]["mean_mc_variance"]
+    if "paired" in finals:    # Theorem 2's distance: init and change over common noise (Programs.finals)
+        for key, value in finals["paired"].items():
+            arrays[f"outputs/paired_{key}"] = np.asarray(value, np.float64 if "variance" in key else np.float32)
     if "reconstructions" in finals:
         recon = finals["reconstructions"]
         arrays["reconstructions/index"] = np.arange(recon["mean"].shape[1])

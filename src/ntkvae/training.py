@@ -178,6 +178,7 @@ def _adam():
 # 2**31 - 2, of the generation figure's prior samples).
 RECONSTRUCTION_STEP = 2**31 - 1
 GENERATION_STEP = 2**31 - 2
+PAIRED_STEP = 2**31 - 3
 
 
 class Programs:
@@ -342,8 +343,9 @@ class Programs:
 
     def finals(self, count: int, probe: tuple[int, int, int] | None) -> Callable:
         """One jitted program for everything a job computes once at the end, for every lane:
-        `count` reconstructions, the generation figure's samples and latent statistics, and
-        (probe = (size, noise samples, output coordinates)) the empirical NTK at init and at
+        `count` reconstructions, the generation figure's samples and latent statistics, for runs
+        that record outputs the paired (common-noise) mean at init and its change by the end,
+        and (probe = (size, noise samples, output coordinates)) the empirical NTK at init and at
         the end. Its arguments: params, params0, eval_key, probe_key (stacked over lanes), x."""
         if (count, probe) not in self._finals:
             from . import empirical_ntk, generation  # local: only the end of a job needs them
@@ -354,6 +356,41 @@ class Programs:
                 mean = M.mean_output(params, xs, key, self.arch, self.width, self.spec.eval_noise_samples)
                 eps = M.sample_noise(jax.random.fold_in(key, 1), count, self.arch, self.width)
                 return {"mean": mean, "sample": M.forward(params, xs, eps, self.arch)["xhat"]}
+
+            def paired(params, params0, eval_key, x):
+                """The noise-averaged output at init and its change by the end, both over the same
+                k draws (common random numbers): the change's draw-to-draw spread is that of
+                J(x, eps) - J_bar(x) acting on theta_T - theta_0, O(m^-1/2), so its k-draw mean is
+                far more precise than the difference of two independent means. Sums shifted by
+                the first draw against cancellation, as in evaluate_one."""
+                n, k = x.shape[0], self.spec.eval_noise_samples
+                _, mu0, s0 = M.encode(params0, x, self.arch)
+                _, mu1, s1 = M.encode(params, x, self.arch)
+                keys = jax.random.split(jax.random.fold_in(eval_key, PAIRED_STEP), k)
+
+                def outputs(key):
+                    eps = M.sample_noise(key, n, self.arch, self.width)
+                    f0 = M.decode(params0, mu0 + jnp.exp(0.5 * s0) * eps, self.arch)
+                    return f0, M.decode(params, mu1 + jnp.exp(0.5 * s1) * eps, self.arch) - f0
+
+                first0, first_change = outputs(keys[0])
+
+                firsts = (first0, first_change, first0 + first_change)
+
+                def draw(carry, key):
+                    f0, change = outputs(key)
+                    shifted = [v - f for v, f in zip((f0, change, f0 + change), firsts)]
+                    return tuple((total + v, squares + v**2) for (total, squares), v in zip(carry, shifted)), None
+
+                zero = jnp.zeros_like(x)
+                sums, _ = jax.lax.scan(draw, ((zero, zero),) * 3, keys)
+                out = {}
+                for name, first, (total, squares) in zip(("initial", "change", "final"), firsts, sums):
+                    out[f"{name}_mean"] = first + total / k
+                    # per entry, the sample variance (k - 1) divided by k: the variance of the k-draw mean, summed
+                    out[f"{name}_mc_variance"] = jnp.sum((squares - total**2 / k) / (k - 1)) / k
+                del out["final_mean"]     # initial + change
+                return out
 
             def over_lanes(fn, *stacked):
                 # Vmapped on a GPU; on a CPU one lane after another (unbatched products, as
@@ -366,6 +403,8 @@ class Programs:
                 out = {}
                 if count:
                     out["reconstructions"] = over_lanes(lambda p, k: reconstructions(p, k, x), params, eval_key)
+                if self.spec.record_outputs:
+                    out["paired"] = over_lanes(lambda p, p0, k: paired(p, p0, k, x), params, params0, eval_key)
                 gen_keys = jax.vmap(lambda k: jax.random.fold_in(k, GENERATION_STEP))(eval_key)
                 out["generation"] = over_lanes(lambda p, k: generation.generate_one(p, k, x, self.arch, self.width),
                                                params, gen_keys)

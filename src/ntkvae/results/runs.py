@@ -24,7 +24,9 @@ LAYOUT = {"seeds": ("seeds",), "train/step": ("steps",), "eval/step": ("points",
           "reconstructions/index": ("k",), "reconstructions/mean": ("seeds", "k", "d"),
           "reconstructions/sample": ("seeds", "k", "d"), "generation/prior": ("seeds", "samples", "d"),
           "generation/traversal": ("seeds", "directions", "values", "d"), "generation/values": ("values",),
-          "ntk/probe_index": ("p",)}
+          "ntk/probe_index": ("p",),
+          **{f"outputs/paired_{k}_mean": ("seeds", "n", "d") for k in ("initial", "change")},
+          **{f"outputs/paired_{k}_mc_variance": ("seeds",) for k in ("initial", "change", "final")}}
 
 
 def _layout(name: str) -> tuple | None:

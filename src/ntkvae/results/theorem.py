@@ -147,13 +147,48 @@ def krr_distance_pair(spec: Spectrum, y, f0, mean0, mc0, mean, mc) -> tuple[floa
             debiased_distance(mean, mc, krr.ridgeless_limit(spec, y, mean0), mc0 * np.mean(~keep)))
 
 
+PAIRED = ("paired_initial_mean", "paired_initial_mc_variance", "paired_change_mean", "paired_change_mc_variance",
+          "paired_final_mc_variance")
+
+
+def has_paired(run) -> bool:
+    """Whether the run recorded the common-noise estimate at its end (outputs/paired_*)."""
+    out = run.data.get("outputs", {})
+    return all(k in out for k in PAIRED)
+
+
+def paired_krr_distance_pair(spec: Spectrum, y, f0, initial, mc: dict, change) -> tuple[float, float]:
+    """One seed's distances at the end from the common-noise estimate (`mc`: the summed MC
+    variances of the initial, change and final k-draw means). The KRR limit's change
+    f* - f_bar_0 = Theta_bar (Theta_bar + D)^{-1} (Y - f_0) is exact (f_0 with the fixed noise), so
+    only the change's MC variance is removed from the squared distance, and the initial mean's
+    from |f*|^2. The ridgeless limit f_bar_0 + P (Y - f_bar_0) is Y where the mean kernel has full
+    rank (P = I): the final mean's variance is removed; with a rank-deficient kernel the part of
+    f_bar_0 outside its range is left in (an approximation, stated)."""
+    y, f0, initial, change = (np.asarray(a, np.float64) for a in (y, f0, initial, change))
+    limit_change = krr.seed_limit(spec, y, f0, np.zeros_like(initial))
+    norm2 = max(float(np.sum((initial + limit_change) ** 2)) - float(mc["initial"]), 1e-300)
+    d_krr = float(np.sum((change - limit_change) ** 2)) - float(mc["change"])
+    d_ridgeless = float(np.sum((initial + change - krr.ridgeless_limit(spec, y, initial)) ** 2)) - float(mc["final"])
+    return float(np.sqrt(max(d_krr, 0.0) / norm2)), float(np.sqrt(max(d_ridgeless, 0.0) / norm2))
+
+
 def krr_distances(run, kernel: Kernel, y, point: int = -1) -> dict[str, np.ndarray]:
     """Per seed, at logged point `point` (default the last): the noise-averaged output's relative
-    distance to the seed's KRR limit with the derived ridge D, and to the ridgeless predictor
-    (`krr_distance_pair`)."""
+    distance to the seed's KRR limit with the derived ridge D, and to the ridgeless predictor.
+    At the end of a run that recorded the common-noise estimate (`has_paired`) from that
+    (`paired_krr_distance_pair`: the change over the same draws, whose MC error is O(m^-1/2)
+    smaller); otherwise from the logged means (`krr_distance_pair`)."""
     out, spec, yy = outputs(run), run_spectrum(run, kernel), targets(run, y)
-    pairs = [krr_distance_pair(spec, yy, out["sampled"][s, 0], out["mean"][s, 0], out["mc"][s, 0],
-                               out["mean"][s, point], out["mc"][s, point]) for s in range(out["mean"].shape[0])]
+    if point in (-1, out["mean"].shape[1] - 1) and has_paired(run):
+        o = run.data["outputs"]
+        pairs = [paired_krr_distance_pair(
+            spec, yy, out["sampled"][s, 0], o["paired_initial_mean"][s],
+            {k: o[f"paired_{k}_mc_variance"][s] for k in ("initial", "change", "final")}, o["paired_change_mean"][s])
+            for s in range(out["mean"].shape[0])]
+    else:
+        pairs = [krr_distance_pair(spec, yy, out["sampled"][s, 0], out["mean"][s, 0], out["mc"][s, 0],
+                                   out["mean"][s, point], out["mc"][s, point]) for s in range(out["mean"].shape[0])]
     return {"krr": np.asarray([p[0] for p in pairs]), "ridgeless": np.asarray([p[1] for p in pairs])}
 
 
