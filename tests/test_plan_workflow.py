@@ -6,7 +6,7 @@ The rates come from a calibration measured in the same test just before the run 
 mode, ntkvae.calibration), not from the stored file: the machine is shared, and a rate measured
 at another time and load says nothing about this run. The workflow is tests/configs/plan.yaml,
 a few jobs that cover the regimes of the default run (config.yaml) rather than the default
-itself (55 jobs, 23 minutes): a job whose time is start-up and compilation (the data, the kernel
+itself (55 jobs, 17 minutes): a job whose time is start-up and compilation (the data, the kernel
 at n = 768, the figure; the default's sweep jobs, figures and kernels are all of this kind), a
 training job whose time is mostly its matrix products (digits w512, n = 768; the default's
 widest jobs), one whose memory is mostly its weights (sprites w4096, 2.7 GB of parameters,
