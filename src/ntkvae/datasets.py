@@ -87,7 +87,6 @@ def _mnist5k_file():
 
 
 MNIST_SIZE = 28
-MNIST_RESOLUTIONS = RESOLUTIONS["mnist5k"]
 
 
 def mnist5k_subset(n: int, seed: int, resolution: int = MNIST_SIZE) -> RawSubset:
@@ -105,8 +104,6 @@ def mnist5k_subset(n: int, seed: int, resolution: int = MNIST_SIZE) -> RawSubset
     table = np.loadtxt(path, delimiter=",", dtype=np.float64)
     if table.shape != (MNIST5K_SIZE, 28 * 28 + 1):
         raise ValueError(f"{path}: expected {MNIST5K_SIZE} rows of 784 pixels and a label, got {table.shape}")
-    if resolution not in MNIST_RESOLUTIONS:   # before reading the file
-        raise ValueError(f"mnist5k resolution {resolution} is not one of {MNIST_RESOLUTIONS}")
     pixels, labels = table[:, :-1], table[:, -1]
     if pixels.min() < 0 or pixels.max() > 255 or np.any(pixels != np.round(pixels)):
         raise ValueError(f"{path}: pixels are not integers in 0..255")
