@@ -353,8 +353,9 @@ def practical_claims(runs, kernel, kernel_paths, y, dataset, settings) -> list[C
     # the widest run's last, which narrower runs pass earlier (those whose first logged step is
     # already beyond it are left out: no interpolation from t = 0).
     horizon = float(measures.floor_drop(used[-1])[0][-1])
-    reach = [r for r in used if measures.floor_drop_at(r, horizon) is not None]
-    drop_widths, drop = measures.per_seed_table(reach, lambda r: measures.floor_drop_at(r, horizon))
+    drops = {r.width: d for r in used if (d := measures.floor_drop_at(r, horizon)) is not None}
+    reach = [r for r in used if r.width in drops]
+    drop_widths, drop = measures.per_seed_table(reach, lambda r: drops[r.width])
     regime = regime_text(used)
     return noting_divergences(used, [
         measured_claim(
