@@ -21,7 +21,7 @@ rule kernel:
     params:
         model=kernel_model_json,
         kernels=kernels_json,
-    threads: 2
+    threads: planned("kernel", "threads")
     resources:
         mem_mb=planned("kernel", "mem_mb"),
         runtime=planned("kernel", "runtime"),

@@ -19,7 +19,7 @@ rule train:
         paths.TRAIN_BENCHMARK.pattern
     params:
         command=train_command,
-    threads: 2
+    threads: planned("train", "threads")
     resources:
         mem_mb=planned("train", "mem_mb"),
         runtime=planned("train", "runtime"),
@@ -50,7 +50,7 @@ rule train_part:
         checkpoint=paths.TRAIN_PART_CHECKPOINT.pattern,
         probe=probe_json,
         cache=compilation_cache_option(),
-    threads: 2
+    threads: planned("train_part", "threads")
     resources:
         mem_mb=planned("train_part", "mem_mb"),
         runtime=planned("train_part", "runtime"),
@@ -86,7 +86,7 @@ for batch in plan.training_batches(config):
             width="|".join(str(w) for w in batch.widths),
         params:
             command=batch_command(batch),
-        threads: 2
+        threads: planned("train", "threads", run=batch.runs[0])
         resources:
             mem_mb=planned("train", "mem_mb", run=batch.runs[0]),
             runtime=planned("train", "runtime", run=batch.runs[0]),

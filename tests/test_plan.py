@@ -281,6 +281,59 @@ def test_request_grows_with_the_attempt():
     assert second == {"mem_mb": 2250, "runtime": 40}
 
 
+def test_threads_follow_the_share_of_arithmetic():
+    """A job whose planned arithmetic is below its start-up claims one thread, the others
+    JOB_THREADS; on the GPU path every job claims JOB_THREADS."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["compute"] = {"accelerator": "cpu"}
+    # start-up 20 CPU-s; matmuls at 1e11 flop/s: the narrow run's arithmetic is well under a
+    # second, a 4096-wide theorem run's hundreds of seconds
+    cal = fake_calibration(train={"seconds": 20.0, "cpu_seconds": 20.0, "rss_mb": 400.0})
+    plan = P.plan_config(config, calibration=cal)
+    by_run = {(j.spec.run, j.spec.width): j for j in plan.jobs if j.spec.rule == "train" and j.spec.dataset == "mnist5k"}
+    narrow, wide = by_run[("narrow", 16)], by_run[("thm_mse", 4096)]
+    assert sum(v for k, v in narrow.cpu_time_s.items() if k != "start-up") < 20.0
+    assert sum(v for k, v in wide.cpu_time_s.items() if k != "start-up") > 20.0
+    assert P.job_threads(narrow) == 1 and P.job_threads(wide) == P.JOB_THREADS
+    # the same job with a start-up above its arithmetic claims one thread
+    slow_start = fake_calibration(train={"seconds": 1e5, "cpu_seconds": 1e5, "rss_mb": 400.0})
+    wide_slow = [j for j in P.plan_config(config, calibration=slow_start).jobs
+                 if j.spec.rule == "train" and (j.spec.dataset, j.spec.run, j.spec.width) == ("mnist5k", "thm_mse", 4096)]
+    assert P.job_threads(wide_slow[0]) == 1
+    gpu = P.plan_config(dict(config, compute={"accelerator": "gpu", "gpu": "h100-sxm"}), calibration=cal)
+    assert {P.job_threads(j) for j in gpu.jobs if j.resources.get("gpu")} == {P.JOB_THREADS}
+
+
+def test_workflow_jobs_claim_the_planned_threads(tmp_path):
+    """Snakemake's dry run gives each training and kernel job the threads of its plan."""
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--directory", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    plan = P.plan_for_workflow(config)
+    claimed, rule = {}, None
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule, output = line.split()[1].rstrip(":"), None
+        elif rule and line.startswith("    output: "):
+            output = line.split(": ", 1)[1].split(", ")[0]
+            if rule in ("train", "kernel") or rule.startswith("train_batch"):
+                claimed[output] = 1                     # Snakemake prints threads only above 1
+        elif rule and line.startswith("    threads: ") and output in claimed:
+            claimed[output] = int(line.split()[-1])
+    assert len(claimed) > 20
+    planned = {}
+    for job in plan.jobs:
+        if job.spec.rule in ("train", "kernel"):
+            output = (P.train_output(job.spec.dataset, job.spec.members[0], job.spec.width) if job.spec.batch
+                      else job.spec.output)
+            planned[output] = P.job_threads(job)
+    common = set(claimed) & set(planned)
+    assert common == set(claimed)
+    assert {o: claimed[o] for o in common} == {o: planned[o] for o in common}
+    assert set(claimed.values()) == {1, 2}
+
+
 def test_cli_prints_totals(tmp_path):
     cal = tmp_path / "cal.json"
     cal.write_text(json.dumps(fake_calibration().data))

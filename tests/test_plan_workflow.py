@@ -77,7 +77,9 @@ def measured(tmp_path_factory):
     cal = P.Calibration(calibration.measure(quick=True))
     load.append(os.getloadavg()[0])
     env, log = calibration.accounting_env(workdir / ".accounting", dict(os.environ, JAX_PLATFORMS="cpu"))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(CONFIG),
+    # One job at a time: the plan predicts each job alone. (A job's threads are a claim on
+    # --cores, not a limit: XLA uses every core either way, so --cores 1 runs the same processes.)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(CONFIG),
                            "--directory", str(workdir), *(s.output for s in JOBS)], cwd=ROOT, capture_output=True,
                           text=True, timeout=1800, env=env)
     assert proc.returncode == 0, proc.stderr[-5000:]

@@ -965,11 +965,31 @@ def plan_for_workflow(config: Mapping, calibration_path: str | None = None) -> P
     return _cached_plan(json.dumps(config, sort_keys=True, default=str), str(calibration_path or ""))
 
 
+# Threads a training or kernel job claims from Snakemake's --cores. XLA spreads a job's
+# products over every core it may use, but its start-up (Python, imports) and compilation run
+# on one: a job whose planned arithmetic is smaller than its start-up gains little from a
+# second core, and two such jobs side by side on two cores finish sooner than one after the
+# other (measured 2026-12-02 on 2 cores: two default sweep jobs, 16 s and 14 s alone, took
+# 22 s together, every process's CPU seconds unchanged; docs/deployment.md). So it claims one
+# thread, and the others JOB_THREADS. On the GPU path every job claims JOB_THREADS (the gpu
+# resource already runs them one per card).
+JOB_THREADS = 2
+
+
+def job_threads(job: JobPlan) -> int:
+    """The threads one planned job claims (JOB_THREADS, or 1 for a job that is mostly start-up)."""
+    if job.resources.get("gpu"):
+        return JOB_THREADS
+    arithmetic = sum(v for k, v in job.cpu_time_s.items() if k != "start-up")
+    return JOB_THREADS if arithmetic > job.cpu_time_s.get("start-up", 0.0) else 1
+
+
 def job_resources(config: Mapping, rule: str, attempt: int = 1, **wildcards) -> dict[str, int]:
-    """mem_mb, runtime and gpu of one job of the workflow, from its plan (attempt: Snakemake's retry number)."""
+    """mem_mb, runtime, gpu and threads of one job of the workflow, from its plan (attempt:
+    Snakemake's retry number)."""
     job = planned_job(config, rule, **wildcards)
     seconds = job.gpu_total if job.resources.get("gpu") else job.cpu_total
-    return dict(request(job.host_mb, seconds, attempt), gpu=job.resources.get("gpu", 0))
+    return dict(request(job.host_mb, seconds, attempt), gpu=job.resources.get("gpu", 0), threads=job_threads(job))
 
 
 def planned_job(config: Mapping, rule: str, **wildcards) -> JobPlan:
