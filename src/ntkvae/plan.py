@@ -969,8 +969,8 @@ def plan_for_workflow(config: Mapping, calibration_path: str | None = None) -> P
 # products over every core it may use, but its start-up (Python, imports) and compilation run
 # on one: a job whose planned arithmetic is smaller than its start-up gains little from a
 # second core, and two such jobs side by side on two cores finish sooner than one after the
-# other (measured 2026-12-02 on 2 cores: two default sweep jobs, 16 s and 14 s alone, took
-# 22 s together, every process's CPU seconds unchanged; docs/deployment.md). So it claims one
+# other (measured 2026-12-02 on 2 cores: the default's 14 such jobs in 222 s with 2 threads
+# each, 153 s with these, the same CPU seconds; docs/deployment.md). So it claims one
 # thread, and the others JOB_THREADS. On the GPU path every job claims JOB_THREADS (the gpu
 # resource already runs them one per card).
 JOB_THREADS = 2
