@@ -668,6 +668,11 @@ class JobPlan:
         """Seconds of this CPU spent on the counted work (everything but start-up)."""
         return sum(v for k, v in self.cpu_s.items() if k != "start-up")
 
+    @property
+    def arithmetic_cpu_time_s(self) -> float:
+        """CPU seconds (all threads) of the counted work (everything but start-up)."""
+        return sum(v for k, v in self.cpu_time_s.items() if k != "start-up")
+
 
 # Safety factors of the requests over the predictions: the model is checked to 2x on this
 # CPU (tests/test_plan.py); a retry multiplies memory by 1.5 and time by 2 (the profiles'
@@ -980,8 +985,7 @@ def job_threads(job: JobPlan) -> int:
     """The threads one planned job claims (JOB_THREADS, or 1 for a job that is mostly start-up)."""
     if job.resources.get("gpu"):
         return JOB_THREADS
-    arithmetic = sum(v for k, v in job.cpu_time_s.items() if k != "start-up")
-    return JOB_THREADS if arithmetic > job.cpu_time_s.get("start-up", 0.0) else 1
+    return JOB_THREADS if job.arithmetic_cpu_time_s > job.cpu_time_s.get("start-up", 0.0) else 1
 
 
 def job_resources(config: Mapping, rule: str, attempt: int = 1, **wildcards) -> dict[str, int]:
